@@ -1,0 +1,275 @@
+//! SDK of the portable contribution ledger: what every `ledger-client` command does, callable
+//! from Rust. Key files ([`keys`]), reading JSONL event files ([`jsonl`]), and the gRPC client
+//! ([`Client`]) that converts wire messages to core values at this edge.
+
+pub mod jsonl;
+pub mod keys;
+
+use ed25519_dalek::{Signer, SigningKey};
+use ledger_core::envelope::{read_message, Envelope};
+use ledger_core::event::{EventBody, Hash32};
+use ledger_core::merkle;
+use ledger_core::wire::{self, ProvenLine};
+use ledger_proto::node::{self as pb, ledger_client::LedgerClient};
+use tonic::transport::Channel;
+
+/// Most events the client puts in one Submit request (the node's limit is 1000).
+pub const MAX_EVENTS_PER_REQUEST: usize = 500;
+/// Most encoded bytes the client puts in one request (the node accepts 64 MiB).
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// Largest response the client accepts (a worker's page of large events).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Where `ledger-node dev` writes the client's endpoints.
+pub const DEFAULT_CLIENT_CONFIG: &str = "./ledger-data/client.toml";
+/// The endpoint used when there is no client.toml.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:7100";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the ledger node at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("{}", rpc_message(.0))]
+    Rpc(#[from] tonic::Status),
+    #[error("{0}")]
+    Key(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn rpc_message(s: &tonic::Status) -> String {
+    format!("the node answered {:?}: {}", s.code(), s.message())
+}
+
+/// The node to talk to: `--node`, else the first endpoint of ./ledger-data/client.toml, else
+/// http://127.0.0.1:7100.
+pub fn default_node_url() -> String {
+    #[derive(serde::Deserialize)]
+    struct ClientToml {
+        endpoints: Vec<String>,
+    }
+    std::fs::read_to_string(DEFAULT_CLIENT_CONFIG)
+        .ok()
+        .and_then(|t| toml::from_str::<ClientToml>(&t).ok())
+        .and_then(|c| c.endpoints.into_iter().next())
+        .unwrap_or_else(|| DEFAULT_NODE.to_string())
+}
+
+/// What the ledger said about one submitted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    Accepted {
+        event_id: Hash32,
+        index: u64,
+        appended_at: String,
+        duplicate: bool,
+    },
+    Refused {
+        code: String,
+        message: String,
+    },
+}
+
+/// A worker's event as read back: verified signatures, and for batches only that worker's lines
+/// (each proven against the signed lines root).
+#[derive(Debug, Clone)]
+pub struct WorkerEvent {
+    pub index: u64,
+    pub event_id: Hash32,
+    pub appended_at: String,
+    pub body: EventBody,
+    pub signers: Vec<String>,
+    pub line_positions: Vec<u32>,
+}
+
+pub struct Client {
+    inner: LedgerClient<Channel>,
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A read token: proof that the caller holds `key`, bound to `subject` and the current time.
+pub fn read_token(key: &SigningKey, subject: &str) -> pb::ReadToken {
+    let issued_at = now_unix();
+    pb::ReadToken {
+        public_key: key.verifying_key().to_bytes().to_vec(),
+        issued_at,
+        signature: key
+            .sign(&read_message(subject, issued_at))
+            .to_bytes()
+            .to_vec(),
+    }
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        let err = |message: String| ClientError::Connect {
+            url: url.to_string(),
+            message,
+        };
+        let endpoint = Channel::from_shared(url.to_string())
+            .map_err(|e| {
+                err(format!(
+                    "not a URL ({e}); expected e.g. http://127.0.0.1:7100"
+                ))
+            })?
+            .connect_timeout(std::time::Duration::from_secs(10));
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| err(format!("{e}; is the node running?")))?;
+        let inner = LedgerClient::new(channel)
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES);
+        Ok(Client { inner })
+    }
+
+    /// Submits envelopes in one request; one outcome each, in order.
+    pub async fn submit(
+        &mut self,
+        envelopes: Vec<Envelope>,
+    ) -> Result<Vec<SubmitOutcome>, ClientError> {
+        let n = envelopes.len();
+        let request = pb::SubmitRequest {
+            events: envelopes.iter().map(Envelope::to_pb).collect(),
+        };
+        let response = self.inner.submit(request).await?.into_inner();
+        if response.outcomes.len() != n {
+            return Err(ClientError::Invalid(format!(
+                "the node answered {} outcomes for {n} events",
+                response.outcomes.len()
+            )));
+        }
+        response
+            .outcomes
+            .into_iter()
+            .map(|o| match o.result {
+                Some(pb::outcome::Result::Receipt(r)) => Ok(SubmitOutcome::Accepted {
+                    event_id: Hash32::from_slice(&r.event_id).map_err(ClientError::Invalid)?,
+                    index: r.index,
+                    appended_at: r.appended_at,
+                    duplicate: r.duplicate,
+                }),
+                Some(pb::outcome::Result::Refusal(r)) => Ok(SubmitOutcome::Refused {
+                    code: r.code,
+                    message: r.message,
+                }),
+                None => Err(ClientError::Invalid(
+                    "the node sent an empty outcome".into(),
+                )),
+            })
+            .collect()
+    }
+
+    pub async fn status(&mut self) -> Result<pb::StatusResponse, ClientError> {
+        Ok(self.inner.status(pb::StatusRequest {}).await?.into_inner())
+    }
+
+    /// Every event of `worker`, oldest first, read with `key` (the worker's or an agency's),
+    /// each checked: signatures over the author's bytes, and batch lines against their root.
+    pub async fn worker_events(
+        &mut self,
+        worker: &str,
+        key: &SigningKey,
+    ) -> Result<Vec<WorkerEvent>, ClientError> {
+        let mut out = Vec::new();
+        let mut after_index = 0;
+        loop {
+            let request = pb::ListWorkerEventsRequest {
+                worker: worker.to_string(),
+                token: Some(read_token(key, worker)),
+                after_index,
+                limit: 0,
+            };
+            let page = self.inner.list_worker_events(request).await?.into_inner();
+            for e in page.events {
+                after_index = e.index;
+                out.push(check_stored(e)?);
+            }
+            if !page.more {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// Checks a stored event from the node: it is what its signers signed.
+fn check_stored(e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
+    let bad = |why: String| {
+        ClientError::Invalid(format!(
+            "event {} from the node fails verification: {why}",
+            e.index
+        ))
+    };
+    let env = Envelope::from_pb(
+        e.envelope
+            .clone()
+            .ok_or_else(|| bad("no envelope".into()))?,
+    )
+    .map_err(|r| bad(r.to_string()))?;
+    env.verify_signatures().map_err(|r| bad(r.to_string()))?;
+    if env.id().0.as_slice() != e.event_id.as_slice() {
+        return Err(bad("its id does not match its body".into()));
+    }
+    let body = if e.line_positions.is_empty() {
+        wire::decode_event(&env.body, &env.lines).map_err(|r| bad(r.to_string()))?
+    } else {
+        if e.line_positions.len() != env.lines.len() || e.line_proofs.len() != env.lines.len() {
+            return Err(bad(
+                "line positions, lines and proofs differ in number".into()
+            ));
+        }
+        let proven: Vec<ProvenLine> = e
+            .line_positions
+            .iter()
+            .zip(&env.lines)
+            .zip(&e.line_proofs)
+            .map(|((p, l), proof)| {
+                Ok(ProvenLine {
+                    position: *p,
+                    bytes: l.clone(),
+                    proof: merkle::proof_from_bytes(proof)
+                        .ok_or_else(|| bad("malformed line proof".into()))?,
+                })
+            })
+            .collect::<Result<_, ClientError>>()?;
+        wire::decode_proven(&env.body, &proven).map_err(|r| bad(r.to_string()))?
+    };
+    Ok(WorkerEvent {
+        index: e.index,
+        event_id: env.id(),
+        appended_at: e.appended_at,
+        body,
+        signers: env
+            .signatures
+            .iter()
+            .map(|s| s.public_key.to_hex())
+            .collect(),
+        line_positions: e.line_positions,
+    })
+}
+
+/// Splits envelopes into requests within [`MAX_EVENTS_PER_REQUEST`] and [`MAX_REQUEST_BYTES`],
+/// keeping their order.
+pub fn split_requests(envelopes: Vec<Envelope>) -> Vec<Vec<Envelope>> {
+    let mut out: Vec<Vec<Envelope>> = Vec::new();
+    let mut bytes = 0usize;
+    for e in envelopes {
+        let size = e.encoded_len();
+        let start_new = match out.last() {
+            None => true,
+            Some(last) => last.len() >= MAX_EVENTS_PER_REQUEST || bytes + size > MAX_REQUEST_BYTES,
+        };
+        if start_new {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        out.last_mut().expect("just pushed").push(e);
+    }
+    out
+}

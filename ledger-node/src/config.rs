@@ -1,0 +1,118 @@
+//! Node and genesis configuration files (TOML). Relative paths in a node config are resolved
+//! against the directory of the config file, so a config can move with its data.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ledger_core::genesis::Genesis;
+use ledger_core::jurisdiction::Jurisdiction;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid {what}: {message}")]
+    Parse {
+        path: String,
+        what: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One node of a deployment (`ledger-node run --config FILE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Stable name of this node, unique in the cluster (e.g. "cn44-a").
+    pub node_id: String,
+    /// The jurisdiction whose agency runs this node.
+    pub jurisdiction: Jurisdiction,
+    /// Address of the public gRPC service, e.g. "127.0.0.1:7100".
+    pub listen: SocketAddr,
+    /// Where the node keeps its sled store and head marker.
+    pub data_dir: PathBuf,
+    /// The genesis file shared by every node of the ledger.
+    pub genesis: PathBuf,
+    /// The other members (used by replication; listed in `status`).
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub node_id: String,
+    pub address: String,
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let mut cfg: NodeConfig = toml::from_str(&read(path)?).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            what: "node config",
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if cfg.data_dir.is_relative() {
+            cfg.data_dir = base.join(&cfg.data_dir);
+        }
+        if cfg.genesis.is_relative() {
+            cfg.genesis = base.join(&cfg.genesis);
+        }
+        if cfg.node_id.is_empty() || cfg.node_id.len() > 64 {
+            return Err(ConfigError::Invalid(format!(
+                "{}: node_id must be 1 to 64 characters",
+                path.display()
+            )));
+        }
+        Ok(cfg)
+    }
+}
+
+pub fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
+    let g: Genesis = toml::from_str(&read(path)?).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        what: "genesis file",
+        message: e.to_string(),
+    })?;
+    g.validate()
+        .map_err(|m| ConfigError::Invalid(format!("{}: {m}", path.display())))?;
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("node.toml");
+        std::fs::write(
+            &p,
+            "node_id = \"n1\"\njurisdiction = \"CN-44\"\nlisten = \"127.0.0.1:7100\"\ndata_dir = \"data\"\ngenesis = \"../genesis.toml\"\n",
+        )
+        .unwrap();
+        let c = NodeConfig::load(&p).unwrap();
+        assert_eq!(c.data_dir, d.path().join("data"));
+        assert!(c.peers.is_empty());
+        std::fs::write(&p, "node_id = \"n1\"\ncolour = 1\n").unwrap();
+        assert!(NodeConfig::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("node config"));
+    }
+}

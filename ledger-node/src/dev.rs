@@ -1,0 +1,235 @@
+//! `ledger-node dev`: a local ledger on this machine. Creates (or reuses) an agency key per
+//! jurisdiction of the dev cluster file, the genesis, node configs and `client.toml` under the
+//! data directory, then runs the nodes as child processes until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ed25519_dalek::SigningKey;
+use ledger_core::envelope::{format_secret_key, parse_secret_key};
+use ledger_core::event::PublicKeyBytes;
+use ledger_core::genesis::{Genesis, GenesisJurisdiction};
+use ledger_core::jurisdiction::Jurisdiction;
+use serde::Deserialize;
+
+use crate::config::{load_genesis, NodeConfig, Peer};
+
+/// The dev cluster definition, compiled in so `dev` works from any directory.
+const DEV_CLUSTER: &str = include_str!("../../deploy/dev-cluster.toml");
+/// How long a node may take to start listening before `dev` gives up.
+const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevCluster {
+    ledger: String,
+    jurisdictions: Vec<Jurisdiction>,
+}
+
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    pub nodes: usize,
+    pub base_port: u16,
+}
+
+/// Writes a secret key file readable by its owner only.
+pub fn write_key_file(path: &Path, key: &SigningKey) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(format_secret_key(key).as_bytes())?;
+    f.sync_all()
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return parse_secret_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    write_key_file(path, &key).with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
+/// Prepares the data directory: keys, genesis, node configs, client.toml. Idempotent.
+pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> {
+    let cluster: DevCluster =
+        toml::from_str(DEV_CLUSTER).context("the built-in dev cluster file")?;
+    if opts.nodes == 0 || opts.nodes > cluster.jurisdictions.len() {
+        bail!(
+            "--nodes must be between 1 and {} (one per dev jurisdiction)",
+            cluster.jurisdictions.len()
+        );
+    }
+    let dir = &opts.data_dir;
+    let keys_dir = dir.join("keys");
+    std::fs::create_dir_all(&keys_dir)
+        .with_context(|| format!("creating {}", keys_dir.display()))?;
+    let mut jurisdictions = Vec::new();
+    for j in &cluster.jurisdictions {
+        let key = load_or_create_key(&keys_dir.join(format!("{j}.key")))?;
+        jurisdictions.push(GenesisJurisdiction {
+            code: j.clone(),
+            agency_keys: vec![PublicKeyBytes(key.verifying_key().to_bytes())],
+        });
+    }
+    let genesis = Genesis {
+        ledger: cluster.ledger,
+        jurisdictions,
+    };
+    let genesis_path = dir.join("genesis.toml");
+    if genesis_path.exists() {
+        let existing = load_genesis(&genesis_path)?;
+        if existing != genesis {
+            bail!(
+                "{} does not match the keys in {}: was a key file replaced? Use a fresh --data-dir",
+                genesis_path.display(),
+                keys_dir.display()
+            );
+        }
+    } else {
+        std::fs::write(&genesis_path, toml::to_string(&genesis)?)
+            .with_context(|| format!("writing {}", genesis_path.display()))?;
+    }
+    let running = 1; // replication lands with the replication issue: one node holds the ledger.
+    if opts.nodes > running {
+        tracing::warn!(
+            requested = opts.nodes,
+            "replication is not built yet: starting one node that serves every jurisdiction"
+        );
+    }
+    let mut configs = Vec::new();
+    for i in 0..running {
+        let port = opts
+            .base_port
+            .checked_add(i as u16)
+            .context("--base-port too high")?;
+        let node_dir = dir.join(format!("node-{}", i + 1));
+        std::fs::create_dir_all(&node_dir)?;
+        let cfg = NodeConfig {
+            node_id: format!("node-{}", i + 1),
+            jurisdiction: cluster.jurisdictions[i].clone(),
+            listen: format!("127.0.0.1:{port}").parse()?,
+            data_dir: PathBuf::from("data"),
+            genesis: PathBuf::from("../genesis.toml"),
+            peers: Vec::<Peer>::new(),
+        };
+        let path = node_dir.join("node.toml");
+        std::fs::write(&path, toml::to_string(&cfg)?)?;
+        configs.push((cfg, path));
+    }
+    let endpoints: Vec<String> = configs
+        .iter()
+        .map(|(c, _)| format!("http://{}", c.listen))
+        .collect();
+    let client = format!(
+        "# Written by `ledger-node dev`: where ledger-client finds the local ledger.\nendpoints = {}\n",
+        toml::Value::Array(endpoints.into_iter().map(toml::Value::String).collect())
+    );
+    std::fs::write(dir.join("client.toml"), client)?;
+    Ok(configs)
+}
+
+async fn wait_listening(
+    addr: std::net::SocketAddr,
+    child: &mut tokio::process::Child,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + NODE_START_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("node process exited during start-up ({status}); see its log above");
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("node did not listen on {addr} within {NODE_START_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SIGTERM lets the node finish its current entry and flush.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+}
+
+pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+    let stop = crate::server::shutdown_signal();
+    let configs = prepare(&opts)?;
+    let exe = std::env::current_exe().context("locating the ledger-node binary")?;
+    let mut children = Vec::new();
+    for (cfg, path) in &configs {
+        let mut child = tokio::process::Command::new(&exe)
+            .arg("run")
+            .arg("--config")
+            .arg(path)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", cfg.node_id))?;
+        wait_listening(cfg.listen, &mut child)
+            .await
+            .with_context(|| format!("{} ({})", cfg.node_id, cfg.jurisdiction))?;
+        children.push(child);
+    }
+    let dir = opts.data_dir.display();
+    println!(
+        "local ledger running ({} node{}):",
+        configs.len(),
+        if configs.len() == 1 { "" } else { "s" }
+    );
+    for (cfg, _) in &configs {
+        println!(
+            "  {}  {}  http://{}",
+            cfg.node_id, cfg.jurisdiction, cfg.listen
+        );
+    }
+    println!("agency keys:   {dir}/keys/<JURISDICTION>.key");
+    println!("client config: {dir}/client.toml");
+    println!("press Ctrl-C to stop");
+    let first_exit = async {
+        let (status, i, _) = futures_select_all(&mut children).await;
+        (status, i)
+    };
+    tokio::select! {
+        _ = stop => {
+            println!("stopping");
+        }
+        (status, i) = first_exit => {
+            for c in &children { terminate(c); }
+            for c in &mut children { let _ = c.wait().await; }
+            bail!("node-{} exited unexpectedly ({status:?}); the others were stopped", i + 1);
+        }
+    }
+    for c in &children {
+        terminate(c);
+    }
+    for c in &mut children {
+        let _ = c.wait().await;
+    }
+    Ok(())
+}
+
+/// Waits for the first child to exit.
+async fn futures_select_all(
+    children: &mut [tokio::process::Child],
+) -> (std::io::Result<std::process::ExitStatus>, usize, ()) {
+    loop {
+        for (i, c) in children.iter_mut().enumerate() {
+            if let Ok(Some(s)) = c.try_wait() {
+                return (Ok(s), i, ());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

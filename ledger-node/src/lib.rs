@@ -1,0 +1,12 @@
+//! A node of the portable contribution ledger: the durable store ([`store`], [`ledger`]), the
+//! public gRPC service ([`service`], [`server`]), configuration ([`config`]) and the local
+//! development cluster ([`dev`]). The rules of the ledger are in `ledger-core`; this crate adds
+//! I/O around them and decides nothing the state machine decides.
+
+pub mod config;
+pub mod dev;
+pub mod head_marker;
+pub mod ledger;
+pub mod server;
+pub mod service;
+pub mod store;

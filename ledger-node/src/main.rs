@@ -1,0 +1,90 @@
+//! `ledger-node`: run one node of a deployment, or a local development ledger.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ledger_node::config::NodeConfig;
+use ledger_node::dev::{self, DevOptions};
+use ledger_node::ledger::LedgerError;
+
+#[derive(Parser)]
+#[command(
+    name = "ledger-node",
+    version,
+    about = "A node of the portable contribution ledger"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local ledger: agency keys, genesis and nodes under DIR, until Ctrl-C or SIGTERM.
+    Dev {
+        /// Where keys, configs, stores and client.toml live.
+        #[arg(long, default_value = "./ledger-data")]
+        data_dir: PathBuf,
+        /// How many nodes (one per jurisdiction of deploy/dev-cluster.toml).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Port of node 1; node i listens on base-port + i - 1.
+        #[arg(long, default_value_t = 7100)]
+        base_port: u16,
+    },
+    /// Run one node of a deployment from its TOML config.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dev {
+                data_dir,
+                nodes,
+                base_port,
+            } => {
+                dev::run(DevOptions {
+                    data_dir,
+                    nodes,
+                    base_port,
+                })
+                .await
+            }
+            Command::Run { config } => {
+                let cfg = NodeConfig::load(&config)?;
+                ledger_node::server::run(cfg).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // A corrupt store has its own exit code so supervisors do not restart it in a loop.
+            if e.downcast_ref::<LedgerError>()
+                .is_some_and(|l| matches!(l, LedgerError::Integrity { .. }))
+            {
+                ExitCode::from(4)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

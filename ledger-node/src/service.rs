@@ -1,0 +1,345 @@
+//! The public gRPC service: the edge where wire messages become core values and errors become
+//! gRPC statuses (in one place, [`status_of`]). Signature checks run here, on the receiving node,
+//! off the async executor; everything that depends on the ledger state is the state machine's.
+
+use std::sync::Arc;
+
+use ledger_core::envelope::{read_message, Envelope, VerifiedEvent};
+use ledger_core::event::{Hash32, PublicKeyBytes, Role};
+use ledger_core::limits::MAX_SIGNED_AHEAD_SECONDS;
+use ledger_core::merkle;
+use ledger_core::refusal::Refusal;
+use ledger_core::state::{keys, KeyRecord, Outcome, StateRead, StoredRecord};
+use ledger_core::time::Instant;
+use ledger_proto::node::{self as pb, ledger_server};
+use tonic::{Request, Response, Status};
+
+use crate::config::NodeConfig;
+use crate::ledger::{now, Ledger, LedgerError};
+use crate::store::{Store, StoreError};
+
+/// Most events in one Submit request; the client splits larger files.
+pub const MAX_SUBMIT_EVENTS: usize = 1000;
+/// Largest gRPC message either way (a full request of large payrolls).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// How far a read token's issued_at may be from the node's clock.
+pub const READ_TOKEN_WINDOW_SECONDS: i64 = 5 * 60;
+/// Default and largest page of a worker's events.
+pub const DEFAULT_PAGE: usize = 200;
+pub const MAX_PAGE: usize = 2000;
+
+pub struct NodeService {
+    ledger: Arc<Ledger>,
+    config: NodeConfig,
+}
+
+impl NodeService {
+    pub fn new(ledger: Arc<Ledger>, config: NodeConfig) -> Self {
+        Self { ledger, config }
+    }
+}
+
+/// Maps every internal error to a gRPC status, once.
+fn status_of(e: LedgerError) -> Status {
+    match e {
+        LedgerError::Stopped => Status::unavailable(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn store_status(e: StoreError) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn stamp_text(i: Instant) -> String {
+    i.to_string()
+}
+
+fn refusal_pb(r: &Refusal) -> pb::Refusal {
+    pb::Refusal {
+        code: r.code().to_string(),
+        message: r.to_string(),
+    }
+}
+
+/// Decodes, checks limits and verifies the signatures of one submitted envelope.
+fn open_submitted(env: ledger_core::pb::Envelope, now: Instant) -> Result<VerifiedEvent, Refusal> {
+    let v = Envelope::from_pb(env)?.open()?;
+    if v.body.signed_at.unix_seconds() > now.unix_seconds() + MAX_SIGNED_AHEAD_SECONDS {
+        return Err(Refusal::SignedInFuture {
+            signed_at: v.body.signed_at.to_string(),
+            now: now.to_string(),
+        });
+    }
+    Ok(v)
+}
+
+impl NodeService {
+    /// Checks a read token: a registered, unrevoked key that signed this subject recently.
+    fn reader(
+        &self,
+        token: Option<pb::ReadToken>,
+        subject: &str,
+    ) -> Result<(PublicKeyBytes, KeyRecord), Status> {
+        let t = token.ok_or_else(|| {
+            Status::unauthenticated(
+                "reads need a key: pass --key with the worker's key or an agency key",
+            )
+        })?;
+        let pk = PublicKeyBytes::from_slice(&t.public_key).map_err(Status::invalid_argument)?;
+        let skew = (now().unix_seconds() - t.issued_at).abs();
+        if skew > READ_TOKEN_WINDOW_SECONDS {
+            return Err(Status::unauthenticated(format!(
+                "read token issued {skew} s away from the node's clock (limit {READ_TOKEN_WINDOW_SECONDS} s); check the clocks"
+            )));
+        }
+        let rec: KeyRecord = match self
+            .ledger
+            .store()
+            .get(&keys::key(&pk))
+            .map_err(|e| Status::internal(e.0))?
+        {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| Status::internal(e.to_string()))?,
+            None => {
+                return Err(Status::permission_denied(format!(
+                    "key {pk} is not registered on this ledger"
+                )))
+            }
+        };
+        if rec.revoked_at.is_some() {
+            return Err(Status::permission_denied(format!("key {pk} was revoked")));
+        }
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.0)
+            .map_err(|_| Status::unauthenticated("bad public key"))?;
+        let sig: [u8; 64] = t
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| Status::unauthenticated("read token signature must be 64 bytes"))?;
+        vk.verify_strict(
+            &read_message(subject, t.issued_at),
+            &ed25519_dalek::Signature::from_bytes(&sig),
+        )
+        .map_err(|_| Status::unauthenticated("read token signature does not verify"))?;
+        Ok((pk, rec))
+    }
+
+    /// The stored event as sent to a reader; for a batch with `positions`, only those lines and
+    /// their Merkle proofs, never the other workers' lines.
+    fn stored_pb(&self, rec: StoredRecord, positions: Option<Vec<u32>>) -> pb::StoredEvent {
+        let mut envelope = rec.envelope.to_pb();
+        let (mut line_positions, mut line_proofs) = (Vec::new(), Vec::new());
+        if let Some(positions) = positions.filter(|p| !p.is_empty()) {
+            let hashes: Vec<Hash32> = rec
+                .envelope
+                .lines
+                .iter()
+                .map(|l| merkle::leaf_hash(l))
+                .collect();
+            envelope.lines = positions
+                .iter()
+                .filter_map(|p| rec.envelope.lines.get(*p as usize).cloned())
+                .collect();
+            for p in positions.iter().filter(|p| (**p as usize) < hashes.len()) {
+                line_positions.push(*p);
+                line_proofs.push(merkle::proof_to_bytes(&merkle::inclusion_proof(
+                    &hashes,
+                    *p as usize,
+                )));
+            }
+        }
+        pb::StoredEvent {
+            index: rec.index,
+            event_id: rec.event_id.0.to_vec(),
+            appended_at: stamp_text(rec.stamp),
+            envelope: Some(envelope),
+            line_positions,
+            line_proofs,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ledger_server::Ledger for NodeService {
+    async fn submit(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let events = request.into_inner().events;
+        if events.len() > MAX_SUBMIT_EVENTS {
+            return Err(Status::invalid_argument(format!(
+                "{} events in one request exceed the limit of {MAX_SUBMIT_EVENTS}; split the batch",
+                events.len()
+            )));
+        }
+        let now = now();
+        // Signature checks are CPU work: keep them off the async executor.
+        let opened: Vec<Result<VerifiedEvent, Refusal>> = tokio::task::spawn_blocking(move || {
+            events.into_iter().map(|e| open_submitted(e, now)).collect()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
+        let to_append: Vec<VerifiedEvent> = opened
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let mut appended = self
+            .ledger
+            .append(to_append)
+            .await
+            .map_err(status_of)?
+            .into_iter();
+        let outcomes = opened
+            .into_iter()
+            .map(|r| {
+                let result = match r {
+                    Err(refusal) => pb::outcome::Result::Refusal(refusal_pb(&refusal)),
+                    Ok(_) => match appended.next().expect("one outcome per appended event") {
+                        Outcome::Refused(refusal) => {
+                            pb::outcome::Result::Refusal(refusal_pb(&refusal))
+                        }
+                        Outcome::Appended(r) => pb::outcome::Result::Receipt(pb::Receipt {
+                            event_id: r.event_id.0.to_vec(),
+                            index: r.index,
+                            appended_at: stamp_text(r.appended_at),
+                            duplicate: r.duplicate,
+                        }),
+                    },
+                };
+                pb::Outcome {
+                    result: Some(result),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::SubmitResponse { outcomes }))
+    }
+
+    async fn get_event(
+        &self,
+        request: Request<pb::GetEventRequest>,
+    ) -> Result<Response<pb::GetEventResponse>, Status> {
+        let req = request.into_inner();
+        let index = match req.by {
+            Some(pb::get_event_request::By::Index(i)) => i,
+            Some(pb::get_event_request::By::EventId(id)) => {
+                let id = Hash32::from_slice(&id).map_err(Status::invalid_argument)?;
+                match self
+                    .ledger
+                    .store()
+                    .get(&keys::event_id(&id))
+                    .map_err(|e| Status::internal(e.0))?
+                {
+                    Some(b) => u64::from_be_bytes(
+                        b.as_slice()
+                            .try_into()
+                            .map_err(|_| Status::internal("bad id index"))?,
+                    ),
+                    None => return Err(Status::not_found(format!("no event {id} in the ledger"))),
+                }
+            }
+            None => return Err(Status::invalid_argument("name the event by id or index")),
+        };
+        let rec = self
+            .ledger
+            .record(index)
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("no event at index {index}")))?;
+        let (pk, key) = self.reader(req.token, &rec.event_id.to_hex())?;
+        let signed_it = rec.envelope.signatures.iter().any(|s| s.public_key == pk);
+        if key.role != Role::Agency && !signed_it {
+            return Err(Status::permission_denied(
+                "a whole event may be read by an agency or by its signers; workers list their own records with events WORKER",
+            ));
+        }
+        Ok(Response::new(pb::GetEventResponse {
+            event: Some(self.stored_pb(rec, None)),
+        }))
+    }
+
+    async fn list_worker_events(
+        &self,
+        request: Request<pb::ListWorkerEventsRequest>,
+    ) -> Result<Response<pb::ListWorkerEventsResponse>, Status> {
+        let req = request.into_inner();
+        let worker = ledger_core::ids::WorkerId::new(req.worker.clone())
+            .map_err(|e| Status::invalid_argument(e.0))?;
+        let (_, key) = self.reader(req.token, worker.as_str())?;
+        let allowed = key.role == Role::Agency
+            || (key.role == Role::Worker && key.subject == worker.as_str());
+        if !allowed {
+            return Err(Status::permission_denied(format!(
+                "only worker {worker}'s own key or an agency key may read worker {worker}'s records"
+            )));
+        }
+        let prefix = keys::worker_prefix(worker.as_str());
+        let after = (req.after_index > 0).then(|| keys::worker(worker.as_str(), req.after_index));
+        let limit = match req.limit as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let rows = self
+            .ledger
+            .store()
+            .scan(&prefix, after.as_deref(), limit + 1)
+            .map_err(store_status)?;
+        if rows.is_empty() && req.after_index == 0 {
+            let person = [&[keys::PERSON][..], worker.as_str().as_bytes()].concat();
+            if self
+                .ledger
+                .store()
+                .get(&person)
+                .map_err(|e| Status::internal(e.0))?
+                .is_none()
+            {
+                return Err(Status::not_found(format!(
+                    "worker {worker} has no records on this ledger"
+                )));
+            }
+        }
+        let more = rows.len() > limit;
+        let mut events = Vec::with_capacity(rows.len().min(limit));
+        for (k, v) in rows.into_iter().take(limit) {
+            let index =
+                u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8-byte index suffix"));
+            let positions: Vec<u32> = v
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
+                .collect();
+            let rec = self
+                .ledger
+                .record(index)
+                .map_err(store_status)?
+                .ok_or_else(|| Status::internal(format!("indexed event {index} missing")))?;
+            events.push(self.stored_pb(rec, Some(positions)));
+        }
+        Ok(Response::new(pb::ListWorkerEventsResponse { events, more }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let head = self.ledger.head();
+        let mut members = vec![format!(
+            "{} ({}) {}",
+            self.config.node_id, self.config.jurisdiction, self.config.listen
+        )];
+        members.extend(
+            self.config
+                .peers
+                .iter()
+                .map(|p| format!("{} {}", p.node_id, p.address)),
+        );
+        Ok(Response::new(pb::StatusResponse {
+            node_id: self.config.node_id.clone(),
+            jurisdiction: self.config.jurisdiction.to_string(),
+            ledger: self.ledger.genesis().ledger.clone(),
+            log_size: head.size,
+            head_hash: head.chain.to_hex(),
+            genesis_hash: self.ledger.genesis().hash().to_hex(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            members,
+            leader: self.config.node_id.clone(),
+        }))
+    }
+}

@@ -1,0 +1,15 @@
+//! The gRPC wire contract of a ledger node, generated from `proto/ledger/v1/node.proto`.
+//!
+//! Event bodies and envelopes are `ledger_core::pb` (generated from `events.proto` in the pure
+//! core); this crate adds the service and its request/response messages. Convert to the core's
+//! model at the edge: nothing beyond ledger-node's `service` module and ledger-client's `sdk`
+//! should see these types.
+#![allow(clippy::all, missing_docs)] // generated code
+
+pub mod node {
+    tonic::include_proto!("ledger.v1.node");
+}
+
+/// The encoded file descriptor set of every ledger proto, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));

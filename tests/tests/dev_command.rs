@@ -1,0 +1,110 @@
+//! `ledger-node dev` as cli.md specifies it: keys for every dev jurisdiction, client.toml,
+//! health service, clean stop on SIGTERM, and the same ledger on a re-run.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use ledger_tests::*;
+
+fn sigterm(child: &std::process::Child) {
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn dev_creates_keys_and_client_config_and_restarts_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let start = || {
+        Command::new(&binaries().node)
+            .args([
+                "dev",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--base-port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let mut dev = start();
+    wait_for("dev to serve", || {
+        client(&url, &["status"]).status.success()
+    });
+
+    for j in ["CN-44", "CN-33", "CN-11", "CN-43", "CN-51", "DE"] {
+        let key = dir.path().join("keys").join(format!("{j}.key"));
+        let mode = std::fs::metadata(&key)
+            .unwrap_or_else(|_| panic!("{j}.key exists"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{j}.key is private");
+    }
+    let client_toml = std::fs::read_to_string(dir.path().join("client.toml")).unwrap();
+    assert!(client_toml.contains(&url), "{client_toml}");
+
+    // The standard gRPC health service answers SERVING.
+    // The runtime (and with it the connection) is gone before the node is stopped.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let channel = tonic::transport::Channel::from_shared(url.clone())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            let r = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                r.into_inner().status,
+                tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            );
+        });
+
+    // Register a person with the dev agency key, stop, start again: same ledger, same data.
+    let agency = dir.path().join("keys").join("CN-51.key");
+    let events = dir.path().join("p.jsonl");
+    std::fs::write(&events, person("W-DEV", "CN-51") + "\n").unwrap();
+    let out = client(
+        &url,
+        &[
+            "submit",
+            "--key",
+            agency.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    sigterm(&dev);
+    assert!(
+        dev.wait().unwrap().success(),
+        "dev stops cleanly on SIGTERM"
+    );
+
+    let mut dev = start();
+    wait_for("dev to serve again", || {
+        client(&url, &["status"]).status.success()
+    });
+    let out = client(
+        &url,
+        &["events", "W-DEV", "--key", agency.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("W-DEV"));
+    sigterm(&dev);
+    assert!(dev.wait().unwrap().success());
+}

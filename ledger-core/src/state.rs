@@ -127,6 +127,7 @@ pub struct PersonRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContractRecord {
     pub index: u64,
+    pub start: crate::time::Date,
     pub employer: String,
     pub worker: String,
     pub jurisdiction: Jurisdiction,
@@ -728,6 +729,7 @@ fn effects(
                 contract_key(e.contract.as_str()),
                 &ContractRecord {
                     index,
+                    start: e.start,
                     employer: e.employer.to_string(),
                     worker: e.worker.to_string(),
                     jurisdiction: e.jurisdiction.clone(),
@@ -765,6 +767,12 @@ fn effects(
                 return Ok(Err(Refusal::AlreadyExists(format!(
                     "contract {} has already ended",
                     e.contract
+                ))));
+            }
+            if e.end < c.start {
+                return Ok(Err(Refusal::ImpossiblePeriod(format!(
+                    "contract {} cannot end on {}, before it started on {}",
+                    e.contract, e.end, c.start
                 ))));
             }
             c.ended_at = Some(index);

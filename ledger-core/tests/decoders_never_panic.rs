@@ -8,13 +8,16 @@ use ledger_core::event::{parse_json_event, EventBody};
 use ledger_core::state::StoredRecord;
 use ledger_core::time::Instant;
 use ledger_core::{merkle, pb, wire};
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 fn sample_envelope() -> Envelope {
     let line = r#"{"type":"contributions_declared","employer":"E1","jurisdiction":"CN-44","period":"2024-01","lines":[{"worker":"W-1","scheme":"pension","base":"5000.00","employer_amount":"800.00","employee_amount":"400.00"},{"worker":"W-2","scheme":"injury","base":"5000.00","employer_amount":"10.00","employee_amount":"0.00"}]}"#;
     let (kind, _) = parse_json_event(line).unwrap();
-    let body = EventBody { signed_at: Instant::from_unix_utc(1_700_000_000, 0).unwrap(), kind };
+    let body = EventBody {
+        signed_at: Instant::from_unix_utc(1_700_000_000, 0).unwrap(),
+        kind,
+    };
     Envelope::sign(&body, &[&SigningKey::from_bytes(&[9; 32])])
 }
 

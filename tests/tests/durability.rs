@@ -160,6 +160,8 @@ fn a_corrupted_byte_in_the_store_is_detected_at_start_up() {
             .iter()
             .all(|o| matches!(o, SubmitOutcome::Accepted { .. })));
     });
+    // Drop the runtime, and with it the client's connection, before stopping the node.
+    drop(rt);
     assert!(ledger.stop().success(), "clean shutdown on SIGTERM");
     assert!(
         flip_byte_of(

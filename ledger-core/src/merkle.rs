@@ -131,7 +131,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const GOLDEN_ROOT_OF_3: &str = "tbd";
+    const GOLDEN_ROOT_OF_3: &str =
+        "e8a21b226e7dee1b97377e948a3bd99f65d63ab89334f3c29e0f089138fad8a2";
 
     fn leaves(n: usize) -> Vec<Vec<u8>> {
         (0..n).map(|i| format!("leaf {i}").into_bytes()).collect()
@@ -167,7 +168,8 @@ mod tests {
                     verify_inclusion(&hashes[i], i as u64, n as u64, &p, &r),
                     "n={n} i={i}"
                 );
-                // The same path must not prove another position or size.
+                // The same path must not prove another position. (It may verify under another size with
+                // the same root: RFC 6962 roots bind the size only through the signed checkpoint.)
                 if n > 1 {
                     let other = (i as u64 + 1) % n as u64;
                     assert!(
@@ -175,13 +177,6 @@ mod tests {
                         "n={n} i={i}"
                     );
                 }
-                assert!(!verify_inclusion(
-                    &hashes[i],
-                    i as u64,
-                    n as u64 + 1,
-                    &p,
-                    &r
-                ));
             }
         }
     }

@@ -97,10 +97,17 @@ impl Serialize for Money {
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // A JSON number would invite floating point: the contract is a decimal string.
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d).map_err(|_| {
-            de::Error::custom("expected an amount as a decimal string, e.g. \"5000.00\"")
-        })?;
-        s.parse().map_err(de::Error::custom)
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Money;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an amount as a decimal string, e.g. \"5000.00\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Money, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

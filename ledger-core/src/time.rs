@@ -374,9 +374,19 @@ macro_rules! serde_via_str {
         }
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)
-                    .map_err(|_| de::Error::custom(concat!("expected ", $what, " as a string")))?;
-                s.parse().map_err(de::Error::custom)
+                // A visitor (not a mapped error) so serde's own messages, such as a missing
+                // field's name, reach the user unchanged.
+                struct V;
+                impl de::Visitor<'_> for V {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!($what, " as a string"))
+                    }
+                    fn visit_str<E: de::Error>(self, s: &str) -> Result<$t, E> {
+                        s.parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
             }
         }
     };

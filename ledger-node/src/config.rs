@@ -116,3 +116,18 @@ mod tests {
             .contains("node config"));
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_deploy_examples_load() {
+        // deploy/ documents the formats; these files must stay valid.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let node = NodeConfig::load(&dir.join("node.example.toml")).unwrap();
+        assert_eq!(node.peers.len(), 2);
+        let genesis = load_genesis(&dir.join("genesis.example.toml")).unwrap();
+        assert_eq!(genesis.jurisdictions.len(), 3);
+    }
+}

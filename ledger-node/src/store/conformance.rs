@@ -20,6 +20,21 @@ pub fn run_all<S: Store>(mut make: impl FnMut() -> S) {
     scan_respects_prefix_order_after_and_limit(&make());
     empty_values_are_values(&make());
     large_values_round_trip(&make());
+    replace_all_replaces_everything(&make());
+}
+
+/// `replace_all` leaves exactly the new entries.
+pub fn replace_all_replaces_everything<S: Store>(s: &S) {
+    s.commit(&writes(&[(b"old", Some(b"1")), (b"keep", Some(b"old"))]))
+        .unwrap();
+    s.replace_all(vec![
+        (b"keep".to_vec(), b"new".to_vec()),
+        (b"fresh".to_vec(), b"2".to_vec()),
+    ])
+    .unwrap();
+    assert_eq!(s.get(b"old").unwrap(), None);
+    assert_eq!(s.get(b"keep").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(s.scan(b"", None, 10).unwrap().len(), 2);
 }
 
 /// A committed value is read back; a missing key reads as None.

@@ -41,6 +41,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn replace_all(&self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        *self.map.write().expect("lock") = entries.into_iter().collect();
+        Ok(())
+    }
+
     fn scan(
         &self,
         prefix: &[u8],

@@ -36,6 +36,8 @@ pub trait Store: StateRead + Send + Sync + 'static {
     fn commit(&self, writes: &Writes) -> Result<(), StoreError>;
     /// Entries whose key starts with `prefix` and is greater than `after` (when given), in key
     /// order, at most `limit`.
+    /// Replaces the whole content with `entries`, atomically and durably (installing a snapshot).
+    fn replace_all(&self, entries: Vec<Entry>) -> Result<(), StoreError>;
     fn scan(
         &self,
         prefix: &[u8],

@@ -31,6 +31,11 @@ impl SledStore {
         Ok(Self { db })
     }
 
+    /// The sled database, for the trees that live beside the ledger (the Raft log).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Bytes sled holds on disk (for status).
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
@@ -58,6 +63,20 @@ impl Store for SledStore {
                 Some(v) => batch.insert(k.as_slice(), v.as_slice()),
                 None => batch.remove(k.as_slice()),
             }
+        }
+        self.db.apply_batch(batch).map_err(map_err)?;
+        self.db.flush().map_err(map_err)?;
+        Ok(())
+    }
+
+    fn replace_all(&self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        // One batch removes every old key and inserts the new ones: atomic in sled.
+        let mut batch = sled::Batch::default();
+        for item in self.db.iter().keys() {
+            batch.remove(item.map_err(map_err)?);
+        }
+        for (k, v) in entries {
+            batch.insert(k, v);
         }
         self.db.apply_batch(batch).map_err(map_err)?;
         self.db.flush().map_err(map_err)?;

@@ -10,6 +10,11 @@ pub mod node {
     tonic::include_proto!("ledger.v1.node");
 }
 
+/// The internal Raft service between nodes (`proto/ledger/v1/raft.proto`).
+pub mod raft {
+    tonic::include_proto!("ledger.v1.raft");
+}
+
 /// The encoded file descriptor set of every ledger proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod network;
 pub mod state_machine;
 
 use std::io::Cursor;
@@ -24,6 +25,34 @@ pub use state_machine::LedgerStateMachine;
 
 /// Raft node ids: one per node of a jurisdiction's agency.
 pub type NodeId = u64;
+
+/// Leader heartbeat. openraft also uses it as the deadline of each append_entries RPC, so it must
+/// cover a full batch on a loaded 2-core machine.
+pub const HEARTBEAT_MS: u64 = 250;
+/// Election timeout range: wide, because openraft 0.9 draws one timeout per process and two
+/// survivors with close timeouts can split votes repeatedly (fixed only in 0.10).
+pub const ELECTION_TIMEOUT_MS: (u64, u64) = (1000, 3000);
+/// Entries between snapshots (the Raft log is purged behind them; the ledger never is).
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 5000;
+/// A snapshot chunk, including the follower's install on the last one, may take this long.
+pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 30_000;
+
+/// The openraft configuration of a ledger cluster.
+pub fn config(cluster_name: &str) -> Result<openraft::Config, openraft::ConfigError> {
+    openraft::Config {
+        cluster_name: cluster_name.to_string(),
+        heartbeat_interval: HEARTBEAT_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MS.0,
+        election_timeout_max: ELECTION_TIMEOUT_MS.1,
+        install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+        max_in_snapshot_log_to_keep: 1000,
+        purge_batch_size: 256,
+        max_payload_entries: 64,
+        ..Default::default()
+    }
+    .validate()
+}
 
 openraft::declare_raft_types!(
     /// The Raft types of the ledger.

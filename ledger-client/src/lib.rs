@@ -2,6 +2,7 @@
 //! from Rust. Key files ([`keys`]), reading JSONL event files ([`jsonl`]), and the gRPC client
 //! ([`Client`]) that converts wire messages to core values at this edge.
 
+pub mod bench;
 pub mod jsonl;
 pub mod keys;
 

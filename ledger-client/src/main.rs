@@ -57,6 +57,29 @@ enum Command {
     },
     /// The node's view of the ledger: members, leader, log size, head.
     Status,
+    /// Load generator: registers employers and persons, then submits signed payroll
+    /// declarations from concurrent clients; reports lines/s and latency percentiles.
+    Bench {
+        /// An agency key of --jurisdiction (registers the bench's employers and persons).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "CN-44")]
+        jurisdiction: String,
+        #[arg(long, default_value_t = 20)]
+        employers: u32,
+        /// Lines per declaration (workers per employer).
+        #[arg(long, default_value_t = 500)]
+        lines: u32,
+        /// Declarations in all.
+        #[arg(long, default_value_t = 400)]
+        declarations: u32,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        concurrency: u32,
+        /// Declarations per request.
+        #[arg(long, default_value_t = 4)]
+        batch: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +213,65 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            key,
+            jurisdiction,
+            employers,
+            lines,
+            declarations,
+            concurrency,
+            batch,
+        } => {
+            let cfg = ledger_client::bench::BenchConfig {
+                url: cli.node.clone().unwrap_or_else(default_node_url),
+                agency: keys::load(key)?,
+                jurisdiction: jurisdiction
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--jurisdiction: {e}"))?,
+                employers: *employers,
+                lines_per_declaration: *lines,
+                declarations: *declarations,
+                concurrency: *concurrency,
+                batch: *batch,
+                run_id: format!("bench{:x}", rand::random::<u32>()),
+            };
+            let bar = indicatif::ProgressBar::new(u64::from(*declarations));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos}/{len} declarations [{elapsed}] {wide_bar}",
+                )
+                .expect("valid template"),
+            );
+            let b = bar.clone();
+            eprintln!("setting up {employers} employers and {} persons, signing {declarations} declarations...", employers * lines);
+            let report = ledger_client::bench::run(cfg, move |n| b.set_position(n)).await?;
+            bar.finish_and_clear();
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} lines in {} declarations ({} refused) over {} requests in {:.2} s",
+                    report.lines,
+                    report.declarations,
+                    report.refused,
+                    report.requests,
+                    report.seconds
+                );
+                println!(
+                    "throughput  {:.0} lines/s, {:.0} declarations/s",
+                    report.lines_per_second, report.events_per_second
+                );
+                println!(
+                    "latency     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (submit to receipt, {} declarations of {} lines per request, {} clients)",
+                    report.latency_ms_p50, report.latency_ms_p99, report.latency_ms_max, report.batch, report.lines_per_declaration, report.concurrency
+                );
+            }
+            Ok(if report.refused == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Status => {
             let mut client = connect(&cli.node).await?;

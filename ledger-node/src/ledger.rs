@@ -216,8 +216,12 @@ impl Appender {
             _ => now(),
         };
         self.last_stamp = Some(stamp);
-        let events: Vec<VerifiedEvent> =
-            jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
+        let mut events: Vec<VerifiedEvent> = Vec::new();
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            replies.push((job.events.len(), job.reply));
+            events.extend(job.events);
+        }
         let applied =
             state::apply_entry(self.store.as_ref(), stamp, &events).map_err(|e| e.to_string())?;
         self.store
@@ -233,9 +237,9 @@ impl Appender {
             "appended entry"
         );
         let mut outcomes = applied.outcomes.into_iter();
-        for job in jobs {
-            let mine: Vec<Outcome> = outcomes.by_ref().take(job.events.len()).collect();
-            let _ = job.reply.send(Ok(mine));
+        for (count, reply) in replies {
+            let mine: Vec<Outcome> = outcomes.by_ref().take(count).collect();
+            let _ = reply.send(Ok(mine));
         }
         Ok(())
     }

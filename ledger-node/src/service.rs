@@ -179,9 +179,17 @@ impl ledger_server::Ledger for NodeService {
         })
         .await
         .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
-        let to_append: Vec<VerifiedEvent> = opened
-            .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
+        // Move (not copy) the verified events to the appender; remember where the refusals were.
+        let mut to_append = Vec::with_capacity(opened.len());
+        let slots: Vec<Option<Refusal>> = opened
+            .into_iter()
+            .map(|r| match r {
+                Ok(v) => {
+                    to_append.push(v);
+                    None
+                }
+                Err(refusal) => Some(refusal),
+            })
             .collect();
         let mut appended = self
             .ledger
@@ -189,12 +197,12 @@ impl ledger_server::Ledger for NodeService {
             .await
             .map_err(status_of)?
             .into_iter();
-        let outcomes = opened
+        let outcomes = slots
             .into_iter()
-            .map(|r| {
-                let result = match r {
-                    Err(refusal) => pb::outcome::Result::Refusal(refusal_pb(&refusal)),
-                    Ok(_) => match appended.next().expect("one outcome per appended event") {
+            .map(|slot| {
+                let result = match slot {
+                    Some(refusal) => pb::outcome::Result::Refusal(refusal_pb(&refusal)),
+                    None => match appended.next().expect("one outcome per appended event") {
                         Outcome::Refused(refusal) => {
                             pb::outcome::Result::Refusal(refusal_pb(&refusal))
                         }

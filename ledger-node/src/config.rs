@@ -39,9 +39,36 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// The genesis file shared by every node of the ledger.
     pub genesis: PathBuf,
-    /// The other members (used by replication; listed in `status`).
+    /// The other members (listed in `status`).
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// Replication: when present, the node runs Raft with these members; when absent, it is a
+    /// single node that appends on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft: Option<RaftConfig>,
+}
+
+/// The `[raft]` section of a node config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftConfig {
+    /// This node's Raft id: unique and stable. A node whose data was wiped rejoins under a new id.
+    pub id: u64,
+    /// Address of the internal Raft service (reachable by the peers only).
+    pub listen: SocketAddr,
+    /// Every voting member, this node included. The member with the lowest id initialises the
+    /// cluster on first start.
+    pub members: Vec<RaftMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftMember {
+    pub id: u64,
+    /// URL of the member's Raft service, e.g. "http://10.0.2.11:7200".
+    pub raft_address: String,
+    /// URL of the member's public service (where submissions are forwarded to the leader).
+    pub public_address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

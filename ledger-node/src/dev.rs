@@ -119,6 +119,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
             data_dir: PathBuf::from("data"),
             genesis: PathBuf::from("../genesis.toml"),
             peers: Vec::<Peer>::new(),
+            raft: None,
         };
         let path = node_dir.join("node.toml");
         std::fs::write(&path, toml::to_string(&cfg)?)?;

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use ledger_core::envelope::VerifiedEvent;
 use ledger_core::genesis::Genesis;
-use ledger_core::state::{self, keys, Head, Outcome, StateRead, StoredRecord};
+use ledger_core::state::{self, keys, Head, StateRead, StoredRecord};
+
+use crate::raft::OutcomeRecord;
 use ledger_core::time::Instant;
 use ledger_core::wire;
 use tokio::sync::{mpsc, oneshot};
@@ -41,11 +43,22 @@ pub enum LedgerError {
     },
     #[error("the ledger stopped after a storage failure; restart the node")]
     Stopped,
+    #[error("not committed within {0:?}: is a majority of the cluster's nodes up? The events were not acknowledged; submitting them again is safe")]
+    NotCommitted(std::time::Duration),
+    #[error(
+        "the cluster has no leader at the moment (an election is under way); try again shortly"
+    )]
+    NoLeader,
+    #[error("replication: {0}")]
+    Replication(String),
 }
+
+/// How long a submission waits for its entry to be committed and applied.
+pub const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Job {
     events: Vec<VerifiedEvent>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, LedgerError>>,
+    reply: oneshot::Sender<Result<Vec<OutcomeRecord>, LedgerError>>,
 }
 
 pub struct Ledger {
@@ -53,6 +66,7 @@ pub struct Ledger {
     genesis: Genesis,
     head: Arc<Mutex<Head>>,
     tx: mpsc::Sender<Job>,
+    raft: Option<openraft::Raft<crate::raft::TypeConfig>>,
 }
 
 /// The node's clock as a ledger instant (UTC). Only the appender and edge checks read it.
@@ -64,51 +78,59 @@ pub fn now() -> Instant {
         .expect("clock within years 1900..9999")
 }
 
+/// Opens the store in `dir`, creating it from `genesis` when new, and verifies its integrity.
+fn open_store(
+    dir: &Path,
+    genesis: &Genesis,
+) -> Result<(Arc<SledStore>, HeadMarker, PathBuf, Head), LedgerError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Io(format!("creating {}: {e}", dir.display())))?;
+    let store = Arc::new(SledStore::open(&dir.join("store"))?);
+    let marker_path = dir.join("head");
+    let (mut marker, marked) =
+        HeadMarker::open(&marker_path).map_err(|source| LedgerError::Marker {
+            path: marker_path.display().to_string(),
+            source,
+        })?;
+    let expected = genesis.hash();
+    let head = match store.get(keys::GENESIS).map_err(|e| StoreError::Io(e.0))? {
+        None => {
+            if marked.is_some_and(|h| h.size > 0) {
+                return Err(LedgerError::Integrity {
+                    dir: dir.display().to_string(),
+                    why: "the head marker records appended events but the store is empty".into(),
+                });
+            }
+            store.commit(&state::genesis_writes(genesis))?;
+            tracing::info!(ledger = %genesis.ledger, "created a new ledger from genesis");
+            Head::default()
+        }
+        Some(found) => {
+            if found != expected.0 {
+                return Err(LedgerError::GenesisMismatch {
+                    dir: dir.display().to_string(),
+                    found: hex::encode(found),
+                    expected: expected.to_hex(),
+                });
+            }
+            verify_log(store.as_ref(), marked).map_err(|why| LedgerError::Integrity {
+                dir: dir.display().to_string(),
+                why,
+            })?
+        }
+    };
+    marker.write(&head).map_err(|source| LedgerError::Marker {
+        path: marker_path.display().to_string(),
+        source,
+    })?;
+    Ok((store, marker, marker_path, head))
+}
+
 impl Ledger {
     /// Opens the store in `dir` (creating it from `genesis` when new), verifies its integrity, and
     /// starts the appender thread.
     pub fn open(dir: &Path, genesis: Genesis) -> Result<Ledger, LedgerError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Io(format!("creating {}: {e}", dir.display())))?;
-        let store = Arc::new(SledStore::open(&dir.join("store"))?);
-        let marker_path = dir.join("head");
-        let (mut marker, marked) =
-            HeadMarker::open(&marker_path).map_err(|source| LedgerError::Marker {
-                path: marker_path.display().to_string(),
-                source,
-            })?;
-        let expected = genesis.hash();
-        let head = match store.get(keys::GENESIS).map_err(|e| StoreError::Io(e.0))? {
-            None => {
-                if marked.is_some_and(|h| h.size > 0) {
-                    return Err(LedgerError::Integrity {
-                        dir: dir.display().to_string(),
-                        why: "the head marker records appended events but the store is empty"
-                            .into(),
-                    });
-                }
-                store.commit(&state::genesis_writes(&genesis))?;
-                tracing::info!(ledger = %genesis.ledger, "created a new ledger from genesis");
-                Head::default()
-            }
-            Some(found) => {
-                if found != expected.0 {
-                    return Err(LedgerError::GenesisMismatch {
-                        dir: dir.display().to_string(),
-                        found: hex::encode(found),
-                        expected: expected.to_hex(),
-                    });
-                }
-                verify_log(store.as_ref(), marked).map_err(|why| LedgerError::Integrity {
-                    dir: dir.display().to_string(),
-                    why,
-                })?
-            }
-        };
-        marker.write(&head).map_err(|source| LedgerError::Marker {
-            path: marker_path.display().to_string(),
-            source,
-        })?;
+        let (store, marker, marker_path, head) = open_store(dir, &genesis)?;
         let head = Arc::new(Mutex::new(head));
         let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
         let appender = Appender {
@@ -127,6 +149,7 @@ impl Ledger {
             genesis,
             head,
             tx,
+            raft: None,
         })
     }
 
@@ -137,11 +160,20 @@ impl Ledger {
         &self.genesis
     }
     pub fn head(&self) -> Head {
-        *self.head.lock().expect("head lock")
+        state::read_head(self.store.as_ref())
+            .unwrap_or_else(|_| *self.head.lock().expect("head lock"))
+    }
+
+    /// The Raft handle, when the node replicates.
+    pub fn raft(&self) -> Option<&openraft::Raft<crate::raft::TypeConfig>> {
+        self.raft.as_ref()
     }
 
     /// Appends verified events in order; one outcome each, after they are durable.
-    pub async fn append(&self, events: Vec<VerifiedEvent>) -> Result<Vec<Outcome>, LedgerError> {
+    pub async fn append(
+        &self,
+        events: Vec<VerifiedEvent>,
+    ) -> Result<Vec<OutcomeRecord>, LedgerError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -238,7 +270,11 @@ impl Appender {
         );
         let mut outcomes = applied.outcomes.into_iter();
         for (count, reply) in replies {
-            let mine: Vec<Outcome> = outcomes.by_ref().take(count).collect();
+            let mine: Vec<OutcomeRecord> = outcomes
+                .by_ref()
+                .take(count)
+                .map(crate::raft::record)
+                .collect();
             let _ = reply.send(Ok(mine));
         }
         Ok(())
@@ -323,4 +359,202 @@ pub fn verify_log(store: &dyn Store, marked: Option<Head>) -> Result<Head, Strin
         }
     }
     Ok(head)
+}
+
+impl Ledger {
+    /// Opens the store like [`Ledger::open`], then runs it under Raft: an entry is committed by a
+    /// majority before it is applied, on every node, by the same state machine; a submission that
+    /// reaches a follower is forwarded to the leader, and answered once this node has applied it
+    /// too (read-your-writes on the node the client talks to).
+    pub async fn open_replicated(
+        dir: &Path,
+        genesis: Genesis,
+        cfg: &crate::config::RaftConfig,
+    ) -> Result<Ledger, LedgerError> {
+        use crate::raft::{network::GrpcNetwork, LedgerStateMachine, RaftLogStore};
+        let (store, _marker, _, head) = open_store(dir, &genesis)?;
+        let io = |e: sled::Error| LedgerError::Store(StoreError::Io(e.to_string()));
+        let log = RaftLogStore::open(store.db()).map_err(io)?;
+        let sm = LedgerStateMachine::open(store.clone()).map_err(io)?;
+        let config = crate::raft::config(&genesis.ledger)
+            .map_err(|e| LedgerError::Replication(e.to_string()))?;
+        let raft = openraft::Raft::new(cfg.id, Arc::new(config), GrpcNetwork, log, sm)
+            .await
+            .map_err(|e| LedgerError::Replication(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
+        let members: std::collections::BTreeMap<u64, crate::config::RaftMember> =
+            cfg.members.iter().map(|m| (m.id, m.clone())).collect();
+        let appender = RaftAppender {
+            raft: raft.clone(),
+            store: store.clone(),
+            members,
+        };
+        tokio::spawn(appender.run(rx));
+        Ok(Ledger {
+            store,
+            genesis,
+            head: Arc::new(Mutex::new(head)),
+            tx,
+            raft: Some(raft),
+        })
+    }
+}
+
+/// Groups waiting submissions into one Raft entry (one consensus round and one flush per group),
+/// commits it through the leader, and hands each request its outcomes.
+struct RaftAppender {
+    raft: openraft::Raft<crate::raft::TypeConfig>,
+    store: Arc<SledStore>,
+    members: std::collections::BTreeMap<u64, crate::config::RaftMember>,
+}
+
+impl RaftAppender {
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            let mut count = first.events.len();
+            let mut jobs = vec![first];
+            while count < MAX_ENTRY_EVENTS {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        count += job.events.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut events = Vec::with_capacity(count);
+            let mut replies = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                replies.push((job.events.len(), job.reply));
+                events.extend(job.events);
+            }
+            match self.commit(events).await {
+                Ok(outcomes) => {
+                    let mut outcomes = outcomes.into_iter();
+                    for (n, reply) in replies {
+                        let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (_, reply) in replies {
+                        let _ = reply.send(Err(match &e {
+                            LedgerError::NotCommitted(d) => LedgerError::NotCommitted(*d),
+                            LedgerError::NoLeader => LedgerError::NoLeader,
+                            _ => LedgerError::Replication(message.clone()),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit(&self, events: Vec<VerifiedEvent>) -> Result<Vec<OutcomeRecord>, LedgerError> {
+        use prost::Message;
+        let stamp = now();
+        let envelopes: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| e.envelope.to_pb().encode_to_vec())
+            .collect();
+        let request = crate::raft::LedgerRequest {
+            stamp_seconds: stamp.unix_seconds(),
+            stamp_nanos: stamp.nanos(),
+            envelopes: envelopes.clone(),
+        };
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(request)).await {
+            Err(_) => Err(LedgerError::NotCommitted(COMMIT_TIMEOUT)),
+            Ok(Ok(response)) => Ok(response.data.outcomes),
+            Ok(Err(e)) => match e.forward_to_leader::<openraft::BasicNode>() {
+                Some(forward) => self.forward(forward.leader_id, envelopes).await,
+                None => Err(LedgerError::Replication(e.to_string())),
+            },
+        }
+    }
+
+    /// Sends the envelopes to the leader's public service, then waits until this node has applied
+    /// them, so the client can read what it wrote from the node it talks to.
+    async fn forward(
+        &self,
+        leader: Option<u64>,
+        envelopes: Vec<Vec<u8>>,
+    ) -> Result<Vec<OutcomeRecord>, LedgerError> {
+        use ledger_proto::node as pb;
+        use prost::Message;
+        let leader = leader.ok_or(LedgerError::NoLeader)?;
+        let member = self.members.get(&leader).ok_or_else(|| {
+            LedgerError::Replication(format!(
+                "leader {leader} is not in this node's [raft] members"
+            ))
+        })?;
+        let forwarded = async {
+            let mut client =
+                pb::ledger_client::LedgerClient::connect(member.public_address.clone())
+                    .await
+                    .map_err(|e| {
+                        LedgerError::Replication(format!("forwarding to leader {leader}: {e}"))
+                    })?
+                    .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
+            let events = envelopes
+                .iter()
+                .map(|b| ledger_core::pb::Envelope::decode(b.as_slice()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| LedgerError::Replication(e.to_string()))?;
+            let response =
+                client
+                    .submit(pb::SubmitRequest { events })
+                    .await
+                    .map_err(|s| match s.code() {
+                        tonic::Code::DeadlineExceeded => LedgerError::NotCommitted(COMMIT_TIMEOUT),
+                        tonic::Code::Unavailable => LedgerError::NoLeader,
+                        _ => LedgerError::Replication(format!("leader {leader}: {}", s.message())),
+                    })?;
+            Ok::<_, LedgerError>(response.into_inner().outcomes)
+        };
+        let outcomes = tokio::time::timeout(COMMIT_TIMEOUT * 2, forwarded)
+            .await
+            .map_err(|_| LedgerError::NotCommitted(COMMIT_TIMEOUT * 2))??;
+        let records: Vec<OutcomeRecord> = outcomes
+            .into_iter()
+            .map(|o| match o.result {
+                Some(pb::outcome::Result::Receipt(r)) => {
+                    let at: Instant = r.appended_at.parse().unwrap_or_else(|_| now());
+                    OutcomeRecord::Appended {
+                        event_id: hex::encode(r.event_id),
+                        index: r.index,
+                        stamp_seconds: at.unix_seconds(),
+                        stamp_nanos: at.nanos(),
+                        duplicate: r.duplicate,
+                    }
+                }
+                Some(pb::outcome::Result::Refusal(r)) => OutcomeRecord::Refused {
+                    code: r.code,
+                    message: r.message,
+                },
+                None => OutcomeRecord::Refused {
+                    code: "internal".into(),
+                    message: "the leader sent an empty outcome".into(),
+                },
+            })
+            .collect();
+        let highest = records
+            .iter()
+            .filter_map(|r| match r {
+                OutcomeRecord::Appended { index, .. } => Some(*index),
+                OutcomeRecord::Refused { .. } => None,
+            })
+            .max();
+        if let Some(target) = highest {
+            let store = self.store.clone();
+            self.raft
+                .wait(Some(COMMIT_TIMEOUT))
+                .metrics(
+                    move |_| state::read_head(store.as_ref()).is_ok_and(|h| h.size >= target),
+                    "local apply",
+                )
+                .await
+                .map_err(|_| LedgerError::NotCommitted(COMMIT_TIMEOUT))?;
+        }
+        Ok(records)
+    }
 }

@@ -43,8 +43,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             config.genesis.display()
         );
     }
-    let data_dir = config.data_dir.clone();
-    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis)).await??;
+    let ledger = match &config.raft {
+        None => {
+            let data_dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis)).await??
+        }
+        Some(raft) => start_replicated(&config, raft, genesis).await?,
+    };
     let head = ledger.head();
     tracing::info!(node = %config.node_id, jurisdiction = %config.jurisdiction, log_size = head.size, "store verified");
     let ledger = Arc::new(ledger);
@@ -86,6 +91,50 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them")
         }
     }
+    if let Some(raft) = ledger.raft() {
+        let _ = raft.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the ledger under Raft, serves the internal Raft service on `[raft] listen`, and lets the
+/// member with the lowest id initialise a new cluster.
+async fn start_replicated(
+    config: &NodeConfig,
+    raft_cfg: &crate::config::RaftConfig,
+    genesis: ledger_core::genesis::Genesis,
+) -> anyhow::Result<Ledger> {
+    let ids: Vec<u64> = raft_cfg.members.iter().map(|m| m.id).collect();
+    if !ids.contains(&raft_cfg.id) {
+        anyhow::bail!("[raft] members must include this node's id {}", raft_cfg.id);
+    }
+    let ledger = Ledger::open_replicated(&config.data_dir, genesis, raft_cfg).await?;
+    let raft = ledger.raft().expect("replicated ledger").clone();
+    let listener = tokio::net::TcpListener::bind(raft_cfg.listen)
+        .await
+        .with_context(|| format!("listening for Raft on {}", raft_cfg.listen))?;
+    let service = crate::raft::network::RaftService::server(raft.clone());
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the Raft service stopped");
+        }
+    });
+    let lowest = ids.iter().min().copied();
+    if lowest == Some(raft_cfg.id) && !raft.is_initialized().await? {
+        let members: std::collections::BTreeMap<u64, openraft::BasicNode> = raft_cfg
+            .members
+            .iter()
+            .map(|m| (m.id, openraft::BasicNode::new(m.raft_address.clone())))
+            .collect();
+        raft.initialize(members)
+            .await
+            .context("initialising the Raft cluster")?;
+        tracing::info!(members = ids.len(), "initialised a new Raft cluster");
+    }
+    Ok(ledger)
 }

@@ -9,13 +9,14 @@ use ledger_core::event::{Hash32, PublicKeyBytes, Role};
 use ledger_core::limits::MAX_SIGNED_AHEAD_SECONDS;
 use ledger_core::merkle;
 use ledger_core::refusal::Refusal;
-use ledger_core::state::{keys, KeyRecord, Outcome, StateRead, StoredRecord};
+use ledger_core::state::{keys, KeyRecord, StateRead, StoredRecord};
 use ledger_core::time::Instant;
 use ledger_proto::node::{self as pb, ledger_server};
 use tonic::{Request, Response, Status};
 
 use crate::config::NodeConfig;
 use crate::ledger::{now, Ledger, LedgerError};
+use crate::raft::OutcomeRecord;
 use crate::store::{Store, StoreError};
 
 /// Most events in one Submit request; the client splits larger files.
@@ -42,7 +43,8 @@ impl NodeService {
 /// Maps every internal error to a gRPC status, once.
 fn status_of(e: LedgerError) -> Status {
     match e {
-        LedgerError::Stopped => Status::unavailable(e.to_string()),
+        LedgerError::Stopped | LedgerError::NoLeader => Status::unavailable(e.to_string()),
+        LedgerError::NotCommitted(_) => Status::deadline_exceeded(e.to_string()),
         other => Status::internal(other.to_string()),
     }
 }
@@ -53,6 +55,29 @@ fn store_status(e: StoreError) -> Status {
 
 fn stamp_text(i: Instant) -> String {
     i.to_string()
+}
+
+/// The wire form of a replicated outcome.
+fn outcome_pb(o: OutcomeRecord) -> pb::outcome::Result {
+    match o {
+        OutcomeRecord::Refused { code, message } => {
+            pb::outcome::Result::Refusal(pb::Refusal { code, message })
+        }
+        OutcomeRecord::Appended {
+            event_id,
+            index,
+            stamp_seconds,
+            stamp_nanos,
+            duplicate,
+        } => pb::outcome::Result::Receipt(pb::Receipt {
+            event_id: hex::decode(event_id).unwrap_or_default(),
+            index,
+            appended_at: Instant::from_unix_utc(stamp_seconds, stamp_nanos)
+                .map(stamp_text)
+                .unwrap_or_default(),
+            duplicate,
+        }),
+    }
 }
 
 fn refusal_pb(r: &Refusal) -> pb::Refusal {
@@ -202,17 +227,7 @@ impl ledger_server::Ledger for NodeService {
             .map(|slot| {
                 let result = match slot {
                     Some(refusal) => pb::outcome::Result::Refusal(refusal_pb(&refusal)),
-                    None => match appended.next().expect("one outcome per appended event") {
-                        Outcome::Refused(refusal) => {
-                            pb::outcome::Result::Refusal(refusal_pb(&refusal))
-                        }
-                        Outcome::Appended(r) => pb::outcome::Result::Receipt(pb::Receipt {
-                            event_id: r.event_id.0.to_vec(),
-                            index: r.index,
-                            appended_at: stamp_text(r.appended_at),
-                            duplicate: r.duplicate,
-                        }),
-                    },
+                    None => outcome_pb(appended.next().expect("one outcome per appended event")),
                 };
                 pb::Outcome {
                     result: Some(result),
@@ -328,16 +343,42 @@ impl ledger_server::Ledger for NodeService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let head = self.ledger.head();
-        let mut members = vec![format!(
-            "{} ({}) {}",
-            self.config.node_id, self.config.jurisdiction, self.config.listen
-        )];
-        members.extend(
-            self.config
-                .peers
-                .iter()
-                .map(|p| format!("{} {}", p.node_id, p.address)),
-        );
+        let (mut members, mut leader) = (Vec::new(), self.config.node_id.clone());
+        match (self.ledger.raft(), &self.config.raft) {
+            (Some(raft), Some(cfg)) => {
+                let m = raft.metrics().borrow().clone();
+                leader = m.current_leader.map_or_else(
+                    || "none (election under way)".to_string(),
+                    |l| format!("raft {l}"),
+                );
+                for member in &cfg.members {
+                    let me = if member.id == cfg.id {
+                        " (this node)"
+                    } else {
+                        ""
+                    };
+                    members.push(format!("raft {} {}{me}", member.id, member.public_address));
+                }
+                members.push(format!(
+                    "this node: term {}, last log {}, applied {}",
+                    m.current_term,
+                    m.last_log_index.unwrap_or(0),
+                    m.last_applied.map_or(0, |l| l.index)
+                ));
+            }
+            _ => {
+                members.push(format!(
+                    "{} ({}) {}",
+                    self.config.node_id, self.config.jurisdiction, self.config.listen
+                ));
+                members.extend(
+                    self.config
+                        .peers
+                        .iter()
+                        .map(|p| format!("{} {}", p.node_id, p.address)),
+                );
+            }
+        }
         Ok(Response::new(pb::StatusResponse {
             node_id: self.config.node_id.clone(),
             jurisdiction: self.config.jurisdiction.to_string(),
@@ -347,7 +388,7 @@ impl ledger_server::Ledger for NodeService {
             genesis_hash: self.ledger.genesis().hash().to_hex(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             members,
-            leader: self.config.node_id.clone(),
+            leader,
         }))
     }
 }

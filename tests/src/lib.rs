@@ -348,3 +348,148 @@ pub fn declaration(
         lines.join(",")
     )
 }
+
+/// Agency keys (one per [`JURISDICTIONS`]) in `dir/keys` and the genesis file `dir/genesis.toml`.
+pub fn make_genesis(dir: &Path, ledger: &str) {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let mut jurisdictions = Vec::new();
+    for j in JURISDICTIONS {
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        write_key(&keys.join(format!("{j}.key")), &key);
+        jurisdictions.push(GenesisJurisdiction {
+            code: j.parse().unwrap(),
+            agency_keys: vec![PublicKeyBytes(key.verifying_key().to_bytes())],
+        });
+    }
+    let genesis = Genesis {
+        ledger: ledger.into(),
+        jurisdictions,
+    };
+    std::fs::write(dir.join("genesis.toml"), toml_genesis(&genesis)).unwrap();
+}
+
+/// A replicated ledger: `n` ledger-node processes with `[raft]` sections, on loopback ports.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub ports: Vec<u16>,
+    pub children: Vec<Option<Child>>,
+}
+
+impl TestCluster {
+    pub fn start(n: usize) -> TestCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_genesis(dir.path(), "pcl-cluster-test");
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut members = String::new();
+        for i in 0..n {
+            members.push_str(&format!(
+                "\n[[raft.members]]\nid = {}\nraft_address = \"http://127.0.0.1:{}\"\npublic_address = \"http://127.0.0.1:{}\"\n",
+                i + 1,
+                raft_ports[i],
+                ports[i]
+            ));
+        }
+        for i in 0..n {
+            let config = format!(
+                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\n\n[raft]\nid = {id}\nlisten = \"127.0.0.1:{raft}\"\n{members}",
+                id = i + 1,
+                port = ports[i],
+                raft = raft_ports[i],
+            );
+            std::fs::write(dir.path().join(format!("node-{}.toml", i + 1)), config).unwrap();
+        }
+        let mut cluster = TestCluster {
+            dir,
+            ports,
+            children: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        for i in 0..n {
+            let url = cluster.url(i);
+            wait_for("a node to serve", || {
+                client(&url, &["status", "--json"]).status.success()
+            });
+        }
+        cluster
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+    pub fn key_path(&self, jurisdiction: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("keys")
+            .join(format!("{jurisdiction}.key"))
+    }
+
+    pub fn spawn(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{}.log", i + 1)))
+            .unwrap();
+        let child = Command::new(&binaries().node)
+            .arg("run")
+            .arg("--config")
+            .arg(self.dir.path().join(format!("node-{}.toml", i + 1)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ledger-node");
+        self.children[i] = Some(child);
+    }
+
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reap");
+        }
+    }
+
+    pub fn status(&self, i: usize) -> Option<serde_json::Value> {
+        let out = client(&self.url(i), &["status", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("status JSON"))
+    }
+
+    /// The index of the node that the node `i` reports as leader, if any.
+    pub fn leader_seen_by(&self, i: usize) -> Option<usize> {
+        let s = self.status(i)?;
+        let id: usize = s["leader"].as_str()?.strip_prefix("raft ")?.parse().ok()?;
+        Some(id - 1)
+    }
+
+    /// Submits `lines` through node `i`, signed by `key`.
+    pub fn submit(&self, i: usize, key: &Path, lines: &[String]) -> Output {
+        let file = self
+            .dir
+            .path()
+            .join(format!("submit-{}.jsonl", rand::random::<u64>()));
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        client(
+            &self.url(i),
+            &[
+                "--json",
+                "submit",
+                "--key",
+                key.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ],
+        )
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -97,6 +97,27 @@ pub enum OutcomeRecord {
     },
 }
 
+/// The replicable form of an outcome.
+pub fn record(o: ledger_core::state::Outcome) -> OutcomeRecord {
+    match o {
+        ledger_core::state::Outcome::Appended(r) => OutcomeRecord::Appended {
+            event_id: r.event_id.to_hex(),
+            index: r.index,
+            stamp_seconds: r.appended_at.unix_seconds(),
+            stamp_nanos: r.appended_at.nanos(),
+            duplicate: r.duplicate,
+        },
+        ledger_core::state::Outcome::Refused(r) => refused(&r),
+    }
+}
+
+pub fn refused(r: &ledger_core::refusal::Refusal) -> OutcomeRecord {
+    OutcomeRecord::Refused {
+        code: r.code().to_string(),
+        message: r.to_string(),
+    }
+}
+
 /// Byte strings as hex in the serde form of Raft messages (JSON would spell bytes as numbers).
 mod hex_list {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ledger_core::envelope::{Envelope, VerifiedEvent};
 use ledger_core::pb;
 use ledger_core::refusal::Refusal;
-use ledger_core::state::{self, Outcome, StateRead, StoreFault, Writes};
+use ledger_core::state::{self, StateRead, StoreFault, Writes};
 use ledger_core::time::Instant;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -22,7 +22,7 @@ use openraft::{
 };
 use prost::Message;
 
-use super::{LedgerRequest, LedgerResponse, NodeId, OutcomeRecord, TypeConfig};
+use super::{record, refused, LedgerRequest, LedgerResponse, NodeId, TypeConfig};
 use crate::store::{Entry as KvEntry, SledStore, Store};
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
@@ -65,26 +65,6 @@ fn read_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 }
 fn write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
-}
-
-fn record(o: Outcome) -> OutcomeRecord {
-    match o {
-        Outcome::Appended(r) => OutcomeRecord::Appended {
-            event_id: r.event_id.to_hex(),
-            index: r.index,
-            stamp_seconds: r.appended_at.unix_seconds(),
-            stamp_nanos: r.appended_at.nanos(),
-            duplicate: r.duplicate,
-        },
-        Outcome::Refused(r) => refused(&r),
-    }
-}
-
-fn refused(r: &Refusal) -> OutcomeRecord {
-    OutcomeRecord::Refused {
-        code: r.code().to_string(),
-        message: r.to_string(),
-    }
 }
 
 /// Applies one ledger request on `view`: the same bytes give the same outcomes and writes on
@@ -351,7 +331,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::RaftLogStore;
+    use crate::raft::{OutcomeRecord, RaftLogStore};
     use openraft::testing::{StoreBuilder, Suite};
 
     struct Builder;

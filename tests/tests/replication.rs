@@ -1,0 +1,94 @@
+//! Three ledger-node processes replicate one log over Raft: any node accepts submissions
+//! (followers forward to the leader) and reads its own writes; killing the leader elects another
+//! and loses nothing acknowledged; a restarted node catches up; a minority cannot commit.
+
+use ledger_tests::*;
+
+fn log_size(c: &TestCluster, i: usize) -> Option<u64> {
+    c.status(i).and_then(|s| s["log_size"].as_u64())
+}
+
+fn head(c: &TestCluster, i: usize) -> Option<String> {
+    c.status(i)
+        .and_then(|s| s["head_hash"].as_str().map(str::to_string))
+}
+
+#[test]
+fn a_three_node_cluster_replicates_survives_its_leader_and_refuses_without_a_majority() {
+    let mut c = TestCluster::start(3);
+    let agency = c.key_path("CN-44");
+    wait_for("a leader", || c.leader_seen_by(0).is_some());
+    let leader = c.leader_seen_by(0).unwrap();
+    let follower = (leader + 1) % 3;
+
+    // A follower accepts, forwards, and answers after applying: it reads its own write at once.
+    let out = c.submit(follower, &agency, &[person("W-1", "CN-44")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = client(
+        &c.url(follower),
+        &["events", "W-1", "--key", agency.to_str().unwrap()],
+    );
+    assert!(
+        read.status.success(),
+        "read-your-writes on the follower: {}",
+        stderr(&read)
+    );
+    let size = log_size(&c, follower).unwrap();
+    wait_for("every node to apply it", || {
+        (0..3).all(|i| log_size(&c, i) == Some(size))
+    });
+
+    // Kill the leader: the survivors elect another, and submissions go on.
+    c.kill9(leader);
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let mut acknowledged = Vec::new();
+    let mut attempt = 0;
+    wait_for("a submission accepted after the leader died", || {
+        attempt += 1;
+        let worker = format!("W-after-{attempt}");
+        let out = c.submit(survivors[attempt % 2], &agency, &[person(&worker, "CN-44")]);
+        if out.status.success() {
+            acknowledged.push(worker);
+        }
+        !acknowledged.is_empty()
+    });
+
+    // The old leader restarts and catches up to the same log and head.
+    c.spawn(leader);
+    wait_for("the restarted node to catch up", || {
+        let sizes: Vec<Option<u64>> = (0..3).map(|i| log_size(&c, i)).collect();
+        let heads: Vec<Option<String>> = (0..3).map(|i| head(&c, i)).collect();
+        sizes.iter().all(|s| s.is_some() && *s == sizes[0])
+            && heads.iter().all(|h| h.is_some() && *h == heads[0])
+    });
+    for w in &acknowledged {
+        let read = client(
+            &c.url(leader),
+            &["events", w, "--key", agency.to_str().unwrap()],
+        );
+        assert!(
+            read.status.success(),
+            "acknowledged {w} is on the restarted node: {}",
+            stderr(&read)
+        );
+    }
+
+    // Two of three stopped: the last node cannot commit, says so, and appends nothing.
+    let last = (0..3).find(|i| *i != leader).unwrap();
+    for i in (0..3).filter(|i| *i != last) {
+        c.kill9(i);
+    }
+    let before = log_size(&c, last).unwrap();
+    let out = c.submit(last, &agency, &[person("W-minority", "CN-44")]);
+    assert!(!out.status.success(), "a minority must not acknowledge");
+    let err = stderr(&out);
+    assert!(
+        err.contains("majority") || err.contains("leader"),
+        "a clear error: {err}"
+    );
+    assert_eq!(
+        log_size(&c, last),
+        Some(before),
+        "nothing applied without a majority"
+    );
+}

@@ -154,6 +154,7 @@ mod example_tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
         let node = NodeConfig::load(&dir.join("node.example.toml")).unwrap();
         assert_eq!(node.peers.len(), 2);
+        assert_eq!(node.raft.as_ref().map(|r| r.members.len()), Some(3));
         let genesis = load_genesis(&dir.join("genesis.example.toml")).unwrap();
         assert_eq!(genesis.jurisdictions.len(), 3);
     }

@@ -15,7 +15,7 @@ use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 use ledger_core::jurisdiction::Jurisdiction;
 use serde::Deserialize;
 
-use crate::config::{load_genesis, NodeConfig, Peer};
+use crate::config::{load_genesis, NodeConfig, Peer, RaftConfig, RaftMember};
 
 /// The dev cluster definition, compiled in so `dev` works from any directory.
 const DEV_CLUSTER: &str = include_str!("../../deploy/dev-cluster.toml");
@@ -27,6 +27,19 @@ const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
 struct DevCluster {
     ledger: String,
     jurisdictions: Vec<Jurisdiction>,
+}
+
+/// Node i's Raft service listens on base-port + RAFT_PORT_OFFSET + i - 1 (7200.. by default).
+pub const RAFT_PORT_OFFSET: u16 = 100;
+/// How long `dev` waits for the cluster to elect its first leader.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The shape of a dev cluster, fixed when it is created (`DIR/cluster.toml`).
+#[derive(serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevLayout {
+    nodes: usize,
+    base_port: u16,
 }
 
 pub struct DevOptions {
@@ -97,29 +110,72 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         std::fs::write(&genesis_path, toml::to_string(&genesis)?)
             .with_context(|| format!("writing {}", genesis_path.display()))?;
     }
-    let running = 1; // replication lands with the replication issue: one node holds the ledger.
-    if opts.nodes > running {
-        tracing::warn!(
-            requested = opts.nodes,
-            "replication is not built yet: starting one node that serves every jurisdiction"
+    // The members' addresses live in the Raft log: a re-run keeps the layout the cluster was
+    // created with, whatever --nodes and --base-port say now.
+    let layout_path = dir.join("cluster.toml");
+    let layout = if layout_path.exists() {
+        let text = std::fs::read_to_string(&layout_path)?;
+        let layout: DevLayout =
+            toml::from_str(&text).with_context(|| format!("reading {}", layout_path.display()))?;
+        if (layout.nodes, layout.base_port) != (opts.nodes, opts.base_port) {
+            tracing::warn!(
+                nodes = layout.nodes,
+                base_port = layout.base_port,
+                "this data directory holds an existing cluster; restarting it as it was created"
+            );
+        }
+        layout
+    } else {
+        if dir.join("node-1").join("data").exists() {
+            bail!(
+                "{} holds a ledger of an earlier single-node version; use a fresh --data-dir",
+                dir.display()
+            );
+        }
+        let layout = DevLayout {
+            nodes: opts.nodes,
+            base_port: opts.base_port,
+        };
+        std::fs::write(&layout_path, toml::to_string(&layout)?)?;
+        layout
+    };
+    if layout.nodes == 0 || layout.nodes > cluster.jurisdictions.len() {
+        bail!(
+            "the cluster must have between 1 and {} nodes",
+            cluster.jurisdictions.len()
         );
     }
-    let mut configs = Vec::new();
-    for i in 0..running {
-        let port = opts
+    let port = |i: usize, offset: u16| -> anyhow::Result<u16> {
+        layout
             .base_port
-            .checked_add(i as u16)
-            .context("--base-port too high")?;
+            .checked_add(offset)
+            .and_then(|p| p.checked_add(i as u16))
+            .context("--base-port too high")
+    };
+    let mut members = Vec::new();
+    for i in 0..layout.nodes {
+        members.push(RaftMember {
+            id: i as u64 + 1,
+            raft_address: format!("http://127.0.0.1:{}", port(i, RAFT_PORT_OFFSET)?),
+            public_address: format!("http://127.0.0.1:{}", port(i, 0)?),
+        });
+    }
+    let mut configs = Vec::new();
+    for i in 0..layout.nodes {
         let node_dir = dir.join(format!("node-{}", i + 1));
         std::fs::create_dir_all(&node_dir)?;
         let cfg = NodeConfig {
             node_id: format!("node-{}", i + 1),
             jurisdiction: cluster.jurisdictions[i].clone(),
-            listen: format!("127.0.0.1:{port}").parse()?,
+            listen: format!("127.0.0.1:{}", port(i, 0)?).parse()?,
             data_dir: PathBuf::from("data"),
             genesis: PathBuf::from("../genesis.toml"),
             peers: Vec::<Peer>::new(),
-            raft: None,
+            raft: Some(RaftConfig {
+                id: i as u64 + 1,
+                listen: format!("127.0.0.1:{}", port(i, RAFT_PORT_OFFSET)?).parse()?,
+                members: members.clone(),
+            }),
         };
         let path = node_dir.join("node.toml");
         std::fs::write(&path, toml::to_string(&cfg)?)?;
@@ -156,6 +212,25 @@ async fn wait_listening(
     }
 }
 
+/// Waits until node 1 reports an elected leader, so the first submission does not meet an election.
+async fn wait_for_leader(first: &NodeConfig) -> anyhow::Result<()> {
+    use ledger_proto::node::{ledger_client::LedgerClient, StatusRequest};
+    let deadline = tokio::time::Instant::now() + LEADER_TIMEOUT;
+    loop {
+        if let Ok(mut c) = LedgerClient::connect(format!("http://{}", first.listen)).await {
+            if let Ok(s) = c.status(StatusRequest {}).await {
+                if s.into_inner().leader.starts_with("raft ") {
+                    return Ok(());
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the cluster elected no leader within {LEADER_TIMEOUT:?}; see the nodes' logs above");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn terminate(child: &tokio::process::Child) {
     if let Some(pid) = child.id() {
         // SIGTERM lets the node finish its current entry and flush.
@@ -183,6 +258,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             .with_context(|| format!("{} ({})", cfg.node_id, cfg.jurisdiction))?;
         children.push(child);
     }
+    wait_for_leader(&configs[0].0).await?;
     let dir = opts.data_dir.display();
     println!(
         "local ledger running ({} node{}):",

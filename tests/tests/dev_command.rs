@@ -18,7 +18,8 @@ fn sigterm(child: &std::process::Child) {
 #[test]
 fn dev_creates_keys_and_client_config_and_restarts_with_its_data() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    // Three nodes: public ports base..base+2, Raft ports base+100..base+102.
+    let port = free_port_block(&[0, 1, 2, 100, 101, 102]);
     let start = || {
         Command::new(&binaries().node)
             .args([
@@ -48,7 +49,17 @@ fn dev_creates_keys_and_client_config_and_restarts_with_its_data() {
         assert_eq!(mode & 0o777, 0o600, "{j}.key is private");
     }
     let client_toml = std::fs::read_to_string(dir.path().join("client.toml")).unwrap();
-    assert!(client_toml.contains(&url), "{client_toml}");
+    for i in 0..3 {
+        let node = format!("http://127.0.0.1:{}", port + i);
+        assert!(client_toml.contains(&node), "{client_toml}");
+        wait_for("a leader, seen from every node", || {
+            let status = client(&node, &["--json", "status"]);
+            status.status.success()
+                && serde_json::from_slice::<serde_json::Value>(&status.stdout).unwrap()["leader"]
+                    .as_str()
+                    .is_some_and(|l| l.starts_with("raft "))
+        });
+    }
 
     // The standard gRPC health service answers SERVING.
     // The runtime (and with it the connection) is gone before the node is stopped.

@@ -59,6 +59,14 @@ pub struct RaftConfig {
     /// Every voting member, this node included. The member with the lowest id initialises the
     /// cluster on first start.
     pub members: Vec<RaftMember>,
+    /// Raft entries between snapshots; the Raft log behind a snapshot is purged (the ledger
+    /// never is). A follower that falls further behind catches up through a snapshot.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+}
+
+fn default_snapshot_every() -> u64 {
+    crate::raft::SNAPSHOT_EVERY_ENTRIES
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

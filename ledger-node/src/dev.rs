@@ -175,6 +175,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
                 id: i as u64 + 1,
                 listen: format!("127.0.0.1:{}", port(i, RAFT_PORT_OFFSET)?).parse()?,
                 members: members.clone(),
+                snapshot_every: crate::raft::SNAPSHOT_EVERY_ENTRIES,
             }),
         };
         let path = node_dir.join("node.toml");

@@ -376,7 +376,7 @@ impl Ledger {
         let io = |e: sled::Error| LedgerError::Store(StoreError::Io(e.to_string()));
         let log = RaftLogStore::open(store.db()).map_err(io)?;
         let sm = LedgerStateMachine::open(store.clone()).map_err(io)?;
-        let config = crate::raft::config(&genesis.ledger)
+        let config = crate::raft::config(&genesis.ledger, cfg.snapshot_every)
             .map_err(|e| LedgerError::Replication(e.to_string()))?;
         let raft = openraft::Raft::new(cfg.id, Arc::new(config), GrpcNetwork, log, sm)
             .await

@@ -378,6 +378,11 @@ pub struct TestCluster {
 
 impl TestCluster {
     pub fn start(n: usize) -> TestCluster {
+        Self::start_with(n, "")
+    }
+
+    /// Like [`TestCluster::start`], with extra keys in every node's `[raft]` section.
+    pub fn start_with(n: usize, raft_extra: &str) -> TestCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         make_genesis(dir.path(), "pcl-cluster-test");
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -393,7 +398,7 @@ impl TestCluster {
         }
         for i in 0..n {
             let config = format!(
-                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\n\n[raft]\nid = {id}\nlisten = \"127.0.0.1:{raft}\"\n{members}",
+                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\n\n[raft]\nid = {id}\nlisten = \"127.0.0.1:{raft}\"\n{raft_extra}\n{members}",
                 id = i + 1,
                 port = ports[i],
                 raft = raft_ports[i],

@@ -92,3 +92,65 @@ fn a_three_node_cluster_replicates_survives_its_leader_and_refuses_without_a_maj
         "nothing applied without a majority"
     );
 }
+
+#[test]
+fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
+    // Snapshots every 10 entries, keeping 2: a follower down for 40 entries can only catch up by
+    // installing a snapshot of the ledger, which it verifies before serving.
+    let mut c = TestCluster::start_with(3, "snapshot_every = 10");
+    let agency = c.key_path("CN-44");
+    wait_for("a leader", || c.leader_seen_by(0).is_some());
+    let leader = c.leader_seen_by(0).unwrap();
+    let lagging = (leader + 1) % 3;
+    c.kill9(lagging);
+
+    let key = ledger_client::keys::load(&agency).unwrap();
+    let url = c.url(leader);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut client = ledger_client::Client::connect(&url).await.unwrap();
+            // One request per event: each becomes its own Raft entry.
+            for i in 0..40 {
+                let (kind, _) =
+                    ledger_core::event::parse_json_event(&person(&format!("W-snap-{i}"), "CN-44"))
+                        .unwrap();
+                let body = ledger_core::event::EventBody {
+                    signed_at: ledger_client::jsonl::now(),
+                    kind,
+                };
+                let out = client
+                    .submit(vec![ledger_core::Envelope::sign(&body, &[&key])])
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(out[0], ledger_client::SubmitOutcome::Accepted { .. }),
+                    "{out:?}"
+                );
+            }
+        });
+
+    c.spawn(lagging);
+    wait_for("the lagging follower to catch up", || {
+        let s: Vec<_> = (0..3)
+            .map(|i| {
+                c.status(i)
+                    .map(|v| (v["log_size"].clone(), v["head_hash"].clone()))
+            })
+            .collect();
+        s.iter().all(|x| x.is_some() && *x == s[0])
+    });
+    let out = client(
+        &c.url(lagging),
+        &["events", "W-snap-39", "--key", agency.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log =
+        std::fs::read_to_string(c.dir.path().join(format!("node-{}.log", lagging + 1))).unwrap();
+    assert!(
+        log.to_lowercase().contains("snapshot"),
+        "the follower caught up through a snapshot:\n{log}"
+    );
+}

@@ -37,16 +37,20 @@ pub const SNAPSHOT_EVERY_ENTRIES: u64 = 5000;
 /// A snapshot chunk, including the follower's install on the last one, may take this long.
 pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 30_000;
 
-/// The openraft configuration of a ledger cluster.
-pub fn config(cluster_name: &str) -> Result<openraft::Config, openraft::ConfigError> {
+/// The openraft configuration of a ledger cluster, snapshotting every `snapshot_every` entries
+/// and keeping a fifth of that of the Raft log behind each snapshot for slow followers.
+pub fn config(
+    cluster_name: &str,
+    snapshot_every: u64,
+) -> Result<openraft::Config, openraft::ConfigError> {
     openraft::Config {
         cluster_name: cluster_name.to_string(),
         heartbeat_interval: HEARTBEAT_MS,
         election_timeout_min: ELECTION_TIMEOUT_MS.0,
         election_timeout_max: ELECTION_TIMEOUT_MS.1,
         install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-        max_in_snapshot_log_to_keep: 1000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every.max(1)),
+        max_in_snapshot_log_to_keep: snapshot_every / 5,
         purge_batch_size: 256,
         max_payload_entries: 64,
         ..Default::default()

@@ -209,7 +209,7 @@ mod tests {
         let sm = LedgerStateMachine::open(store.clone()).unwrap();
         let raft = openraft::Raft::new(
             id,
-            Arc::new(config("pcl-raft").unwrap()),
+            Arc::new(config("pcl-raft", crate::raft::SNAPSHOT_EVERY_ENTRIES).unwrap()),
             GrpcNetwork,
             log,
             sm,

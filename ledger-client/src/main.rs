@@ -276,13 +276,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status => {
             let mut client = connect(&cli.node).await?;
             let s = client.status().await?;
+            // Each member's own view: its state and how far it has applied.
+            let mut nodes = Vec::new();
+            for m in &s.raft_members {
+                let view = match Client::connect(&m.public_address).await {
+                    Ok(mut c) => c.status().await.ok(),
+                    Err(_) => None,
+                };
+                nodes.push((m, view));
+            }
             if cli.json {
+                let nodes: Vec<serde_json::Value> = nodes
+                    .iter()
+                    .map(|(m, v)| {
+                        json!({
+                            "id": m.id, "address": m.public_address, "voter": m.voter,
+                            "matched_index": m.matched_index, "reachable": v.is_some(),
+                            "state": v.as_ref().map(|v| v.raft_state.clone()),
+                            "term": v.as_ref().map(|v| v.term),
+                            "last_log_index": v.as_ref().map(|v| v.last_log_index),
+                            "applied_index": v.as_ref().map(|v| v.applied_index),
+                            "log_size": v.as_ref().map(|v| v.log_size),
+                        })
+                    })
+                    .collect();
                 println!(
                     "{}",
                     json!({
                         "node_id": s.node_id, "jurisdiction": s.jurisdiction, "ledger": s.ledger,
                         "log_size": s.log_size, "head_hash": s.head_hash, "genesis_hash": s.genesis_hash,
                         "version": s.version, "members": s.members, "leader": s.leader,
+                        "raft": if s.raft_id == 0 { serde_json::Value::Null } else { json!({
+                            "id": s.raft_id, "state": s.raft_state, "term": s.term,
+                            "last_log_index": s.last_log_index, "applied_index": s.applied_index,
+                            "snapshot_index": s.snapshot_index,
+                        }) },
+                        "nodes": nodes,
                     })
                 );
             } else {
@@ -292,9 +321,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     s.node_id, s.jurisdiction, s.version
                 );
                 println!("leader    {}", s.leader);
-                println!("members   {}", s.members.join(", "));
                 println!("log size  {} events", s.log_size);
                 println!("head      {}", s.head_hash);
+                if nodes.is_empty() {
+                    println!("members   {}", s.members.join(", "));
+                } else {
+                    println!("members   id  state      term  last log  applied  events  address");
+                    for (m, v) in &nodes {
+                        match v {
+                            Some(v) => println!(
+                                "          {:<3} {:<10} {:<5} {:<9} {:<8} {:<7} {}{}",
+                                m.id,
+                                v.raft_state,
+                                v.term,
+                                v.last_log_index,
+                                v.applied_index,
+                                v.log_size,
+                                m.public_address,
+                                if m.voter { "" } else { " (learner)" }
+                            ),
+                            None => {
+                                println!("          {:<3} unreachable {}", m.id, m.public_address)
+                            }
+                        }
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

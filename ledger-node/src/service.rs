@@ -344,6 +344,7 @@ impl ledger_server::Ledger for NodeService {
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let head = self.ledger.head();
         let (mut members, mut leader) = (Vec::new(), self.config.node_id.clone());
+        let mut replication = pb::StatusResponse::default();
         match (self.ledger.raft(), &self.config.raft) {
             (Some(raft), Some(cfg)) => {
                 let m = raft.metrics().borrow().clone();
@@ -351,6 +352,8 @@ impl ledger_server::Ledger for NodeService {
                     || "none (election under way)".to_string(),
                     |l| format!("raft {l}"),
                 );
+                let voters: std::collections::BTreeSet<u64> =
+                    m.membership_config.membership().voter_ids().collect();
                 for member in &cfg.members {
                     let me = if member.id == cfg.id {
                         " (this node)"
@@ -358,13 +361,22 @@ impl ledger_server::Ledger for NodeService {
                         ""
                     };
                     members.push(format!("raft {} {}{me}", member.id, member.public_address));
+                    replication.raft_members.push(pb::RaftMemberStatus {
+                        id: member.id,
+                        public_address: member.public_address.clone(),
+                        voter: voters.contains(&member.id),
+                        matched_index: m
+                            .replication
+                            .as_ref()
+                            .map(|r| r.get(&member.id).copied().flatten().map_or(0, |l| l.index)),
+                    });
                 }
-                members.push(format!(
-                    "this node: term {}, last log {}, applied {}",
-                    m.current_term,
-                    m.last_log_index.unwrap_or(0),
-                    m.last_applied.map_or(0, |l| l.index)
-                ));
+                replication.raft_id = cfg.id;
+                replication.raft_state = format!("{:?}", m.state);
+                replication.term = m.current_term;
+                replication.last_log_index = m.last_log_index.unwrap_or(0);
+                replication.applied_index = m.last_applied.map_or(0, |l| l.index);
+                replication.snapshot_index = m.snapshot.map_or(0, |l| l.index);
             }
             _ => {
                 members.push(format!(
@@ -389,6 +401,7 @@ impl ledger_server::Ledger for NodeService {
             version: env!("CARGO_PKG_VERSION").to_string(),
             members,
             leader,
+            ..replication
         }))
     }
 }

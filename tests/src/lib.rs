@@ -496,6 +496,17 @@ impl Drop for TestCluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if std::thread::panicking() {
+            // Keep the nodes' logs of a failed test for the developer.
+            let keep =
+                std::env::temp_dir().join(format!("ledger-cluster-{}", rand::random::<u32>()));
+            let _ = std::fs::create_dir_all(&keep);
+            for i in 1..=self.ports.len() {
+                let name = format!("node-{i}.log");
+                let _ = std::fs::copy(self.dir.path().join(&name), keep.join(&name));
+            }
+            eprintln!("node logs kept in {}", keep.display());
+        }
     }
 }
 

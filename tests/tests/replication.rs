@@ -2,6 +2,12 @@
 //! (followers forward to the leader) and reads its own writes; killing the leader elects another
 //! and loses nothing acknowledged; a restarted node catches up; a minority cannot commit.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ledger_client::SubmitOutcome;
+use ledger_core::event::{parse_json_event, EventBody};
+use ledger_core::Envelope;
 use ledger_tests::*;
 
 fn log_size(c: &TestCluster, i: usize) -> Option<u64> {
@@ -38,22 +44,69 @@ fn a_three_node_cluster_replicates_survives_its_leader_and_refuses_without_a_maj
         (0..3).all(|i| log_size(&c, i) == Some(size))
     });
 
-    // Kill the leader: the survivors elect another, and submissions go on.
-    c.kill9(leader);
-    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-    let mut acknowledged = Vec::new();
-    let mut attempt = 0;
-    wait_for("a submission accepted after the leader died", || {
-        attempt += 1;
-        let worker = format!("W-after-{attempt}");
-        let out = c.submit(survivors[attempt % 2], &agency, &[person(&worker, "CN-44")]);
-        if out.status.success() {
-            acknowledged.push(worker);
-        }
-        !acknowledged.is_empty()
-    });
+    // status asks every member: all reachable, all at the same size.
+    let s = c.status(follower).unwrap();
+    let nodes = s["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["reachable"] == true && n["log_size"] == size),
+        "{s}"
+    );
 
-    // The old leader restarts and catches up to the same log and head.
+    // Continuous load through a follower while the leader is SIGKILLed: the survivors elect a
+    // new leader and the load goes on.
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (acknowledged, stop, url) = (acknowledged.clone(), stop.clone(), c.url(follower));
+        let key = ledger_client::keys::load(&agency).unwrap();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let mut client = ledger_client::Client::connect(&url).await.unwrap();
+                    // Bounded: at most 2,000 requests, or until told to stop.
+                    for i in 0..2000 {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let worker = format!("W-load-{i}");
+                        let (kind, _) = parse_json_event(&person(&worker, "CN-44")).unwrap();
+                        let body = EventBody {
+                            signed_at: ledger_client::jsonl::now(),
+                            kind,
+                        };
+                        // A failed request (no leader during the election) is simply not
+                        // acknowledged; back off a little, as any client would, instead of
+                        // spinning through the bound.
+                        match client.submit(vec![Envelope::sign(&body, &[&key])]).await {
+                            Ok(out) if matches!(out[0], SubmitOutcome::Accepted { .. }) => {
+                                acknowledged.lock().unwrap().push(worker)
+                            }
+                            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                        }
+                    }
+                })
+        })
+    };
+    wait_for("load before the kill", || {
+        acknowledged.lock().unwrap().len() >= 20
+    });
+    c.kill9(leader);
+    let at_kill = acknowledged.lock().unwrap().len();
+    wait_for("the load to go on under a new leader", || {
+        acknowledged.lock().unwrap().len() >= at_kill + 20
+    });
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    // The old leader restarts and catches up: same log size and head everywhere, and every
+    // acknowledged event on every node.
     c.spawn(leader);
     wait_for("the restarted node to catch up", || {
         let sizes: Vec<Option<u64>> = (0..3).map(|i| log_size(&c, i)).collect();
@@ -61,17 +114,23 @@ fn a_three_node_cluster_replicates_survives_its_leader_and_refuses_without_a_maj
         sizes.iter().all(|s| s.is_some() && *s == sizes[0])
             && heads.iter().all(|h| h.is_some() && *h == heads[0])
     });
-    for w in &acknowledged {
-        let read = client(
-            &c.url(leader),
-            &["events", w, "--key", agency.to_str().unwrap()],
-        );
-        assert!(
-            read.status.success(),
-            "acknowledged {w} is on the restarted node: {}",
-            stderr(&read)
-        );
-    }
+    let key = ledger_client::keys::load(&agency).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            for i in 0..3 {
+                let mut client = ledger_client::Client::connect(&c.url(i)).await.unwrap();
+                for w in &acknowledged {
+                    let events = client
+                        .worker_events(w, &key)
+                        .await
+                        .unwrap_or_else(|e| panic!("{w} on node {i}: {e}"));
+                    assert_eq!(events.len(), 1, "acknowledged {w} on node {i}");
+                }
+            }
+        });
 
     // Two of three stopped: the last node cannot commit, says so, and appends nothing.
     let last = (0..3).find(|i| *i != leader).unwrap();

@@ -579,6 +579,19 @@ fn declaration_key(
     )
 }
 
+/// Frees the duplicate guard of a voided declaration line, if that declaration holds it (the
+/// guard may belong to a later declaration of the month, made after an earlier void).
+fn release_declaration(
+    st: &mut Overlay<'_>,
+    key: Vec<u8>,
+    voided_index: u64,
+) -> Result<(), StoreFault> {
+    if st.get(&key)?.as_deref() == Some(&voided_index.to_be_bytes()[..]) {
+        st.delete(key);
+    }
+    Ok(())
+}
+
 macro_rules! refuse_if {
     ($r:expr) => {
         if let Err(refusal) = $r {
@@ -801,7 +814,8 @@ fn effects(
                     &period,
                     l.scheme,
                 );
-                if !e.back_pay && st.get(&k)?.is_some() {
+                let guarded = st.get(&k)?.is_some();
+                if !e.back_pay && guarded {
                     return Ok(Err(Refusal::DuplicateDeclaration(format!(
                         "lines[{i}]: {} already declared {} for worker {} in {} for {period}; \
                          use a correction to change it, or back_pay for a late payment",
@@ -811,7 +825,11 @@ fn effects(
                         e.jurisdiction
                     ))));
                 }
-                keys_to_write.push(k);
+                // The guard names the declaration that holds the month; a back-pay declaration
+                // never takes it over, so voiding the back pay cannot free the original's month.
+                if !guarded {
+                    keys_to_write.push(k);
+                }
             }
             for k in keys_to_write {
                 st.put(k, index.to_be_bytes().to_vec());
@@ -1060,13 +1078,17 @@ fn correction(
                 if let (EventKind::ContributionsDeclared(d), Line::Contribution(l)) =
                     (&body.kind, old)
                 {
-                    st.delete(declaration_key(
-                        d.employer.as_str(),
-                        l.worker.as_str(),
-                        &d.jurisdiction,
-                        &d.period.to_string(),
-                        l.scheme,
-                    ));
+                    release_declaration(
+                        st,
+                        declaration_key(
+                            d.employer.as_str(),
+                            l.worker.as_str(),
+                            &d.jurisdiction,
+                            &d.period.to_string(),
+                            l.scheme,
+                        ),
+                        target_index,
+                    )?;
                 }
             }
         }
@@ -1084,13 +1106,17 @@ fn correction(
                 st.put(keys::voided(&c.target, None), index.to_be_bytes().to_vec());
                 if let EventKind::ContributionsDeclared(d) = &body.kind {
                     for l in &d.lines {
-                        st.delete(declaration_key(
-                            d.employer.as_str(),
-                            l.worker.as_str(),
-                            &d.jurisdiction,
-                            &d.period.to_string(),
-                            l.scheme,
-                        ));
+                        release_declaration(
+                            st,
+                            declaration_key(
+                                d.employer.as_str(),
+                                l.worker.as_str(),
+                                &d.jurisdiction,
+                                &d.period.to_string(),
+                                l.scheme,
+                            ),
+                            target_index,
+                        )?;
                     }
                 }
             }

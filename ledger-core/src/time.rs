@@ -200,7 +200,8 @@ impl Instant {
         if nanos >= 1_000_000_000 {
             return err(format!("{nanos} nanoseconds is not below one second"));
         }
-        if offset_minutes.abs() > MAX_OFFSET_MINUTES {
+        // Not `abs()`: i32::MIN has no absolute value (a body off the wire may carry it).
+        if !(-MAX_OFFSET_MINUTES..=MAX_OFFSET_MINUTES).contains(&offset_minutes) {
             return err(format!(
                 "UTC offset of {offset_minutes} minutes is beyond ±18:00"
             ));
@@ -235,7 +236,11 @@ impl Instant {
         i128::from(self.unix_seconds) * 1_000_000_000 + i128::from(self.nanos)
     }
     fn local_date_parts(self) -> (i64, i64) {
-        let local = self.unix_seconds + i64::from(self.offset_minutes) * 60;
+        // Saturating: called on unvalidated seconds (e.g. i64::MAX off the wire); a saturated
+        // value lands far outside the year range and is refused.
+        let local = self
+            .unix_seconds
+            .saturating_add(i64::from(self.offset_minutes) * 60);
         (
             Date::from_days_since_epoch(local.div_euclid(86_400))
                 .map(|d| i64::from(d.year))

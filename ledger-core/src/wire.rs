@@ -12,7 +12,7 @@ use crate::ids::{
 use crate::jurisdiction::Jurisdiction;
 use crate::limits::{MAX_BATCH_LINES, MAX_BODY_BYTES, MAX_LINE_BYTES};
 use crate::merkle;
-use crate::money::Money;
+use crate::money::{Money, MAX_MINOR};
 use crate::pb;
 use crate::refusal::Refusal;
 use crate::time::{Date, Instant, Month};
@@ -317,8 +317,20 @@ fn text(field: &str, s: &str) -> Result<String, Refusal> {
     check_text(field, s).map_err(|e| invalid(field, e))?;
     Ok(s.to_string())
 }
-fn money(v: i64) -> Money {
-    Money::from_minor(v)
+/// An amount off the wire: within ±[`MAX_MINOR`], the range the JSON form accepts, so every
+/// decoded event has a JSON form that parses back.
+fn money(field: &str, v: i64) -> Result<Money, Refusal> {
+    if v.unsigned_abs() > MAX_MINOR.unsigned_abs() {
+        return Err(invalid(
+            field,
+            format!(
+                "amount {} is beyond ±{}",
+                Money::from_minor(v),
+                Money::from_minor(MAX_MINOR)
+            ),
+        ));
+    }
+    Ok(Money::from_minor(v))
 }
 fn salt(v: &[u8]) -> Result<Salt, Refusal> {
     Salt::from_slice(v).map_err(|e| invalid("salt", e))
@@ -350,9 +362,9 @@ fn contribution_line_from(l: &pb::ContributionLine) -> Result<ContributionLine, 
         salt: salt(&l.salt)?,
         worker: id!(WorkerId, "worker", l.worker),
         scheme: scheme_from("scheme", l.scheme)?,
-        base: money(l.base),
-        employer_amount: money(l.employer_amount),
-        employee_amount: money(l.employee_amount),
+        base: money("base", l.base)?,
+        employer_amount: money("employer_amount", l.employer_amount)?,
+        employee_amount: money("employee_amount", l.employee_amount)?,
     })
 }
 
@@ -363,7 +375,7 @@ fn order_line_from(l: &pb::OrderLine) -> Result<OrderLine, Refusal> {
         order: id!(OrderId, "order", l.order),
         accepted_at: inst("accepted_at", &l.accepted_at)?,
         completed_at: inst("completed_at", &l.completed_at)?,
-        premium: money(l.premium),
+        premium: money("premium", l.premium)?,
     })
 }
 
@@ -582,8 +594,8 @@ fn kind_from_pb(k: &pb::event_body::Kind, lines: LinesSource<'_>) -> Result<Even
                 jurisdiction: ju("jurisdiction", &e.jurisdiction)?,
                 period: month("period", e.period)?,
                 scheme: scheme_from("scheme", e.scheme)?,
-                base: money(e.base),
-                amount: money(e.amount),
+                base: money("base", e.base)?,
+                amount: money("amount", e.amount)?,
             }))
         }
         K::PlatformOrders(e) => Ok(EventKind::PlatformOrders(PlatformOrders {
@@ -655,8 +667,8 @@ fn kind_from_pb(k: &pb::event_body::Kind, lines: LinesSource<'_>) -> Result<Even
         })),
         K::TransferCompleted(e) => no_lines(EventKind::TransferCompleted(TransferCompleted {
             transfer: id!(TransferId, "transfer", e.transfer),
-            individual_account: money(e.individual_account),
-            pooled_fund: money(e.pooled_fund),
+            individual_account: money("individual_account", e.individual_account)?,
+            pooled_fund: money("pooled_fund", e.pooled_fund)?,
         })),
         K::ForeignPeriodsReported(e) => {
             no_lines(EventKind::ForeignPeriodsReported(ForeignPeriodsReported {

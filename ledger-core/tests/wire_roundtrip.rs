@@ -117,16 +117,24 @@ fn contribution_line() -> impl Strategy<Value = ContributionLine> {
     )
 }
 fn order_line() -> impl Strategy<Value = OrderLine> {
-    (salt(), worker_id(), order_id(), instant(), 0i64..86_400, amount()).prop_map(
-        |(salt, worker, order, accepted_at, secs, premium)| OrderLine {
-            salt,
-            worker,
-            order,
-            accepted_at,
-            completed_at: accepted_at.plus_seconds(secs),
-            premium,
-        },
+    (
+        salt(),
+        worker_id(),
+        order_id(),
+        instant(),
+        0i64..86_400,
+        amount(),
     )
+        .prop_map(
+            |(salt, worker, order, accepted_at, secs, premium)| OrderLine {
+                salt,
+                worker,
+                order,
+                accepted_at,
+                completed_at: accepted_at.plus_seconds(secs),
+                premium,
+            },
+        )
 }
 
 fn key_registered() -> impl Strategy<Value = EventKind> {
@@ -522,8 +530,13 @@ fn correction() -> impl Strategy<Value = EventKind> {
     };
     prop_oneof![
         (target(), text()).prop_map(move |(t, r)| c(t, None, CorrectionAction::Void, None, r)),
-        (target(), any::<u32>(), text())
-            .prop_map(move |(t, l, r)| c(t, Some(l), CorrectionAction::Void, None, r)),
+        (target(), any::<u32>(), text()).prop_map(move |(t, l, r)| c(
+            t,
+            Some(l),
+            CorrectionAction::Void,
+            None,
+            r
+        )),
         (target(), 0u32..100_000, contribution_line(), text()).prop_map(move |(t, l, x, r)| c(
             t,
             Some(l),
@@ -588,11 +601,13 @@ fn varint(mut v: u64) -> Vec<u8> {
 fn field(number: u32, wire_type: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = varint((u64::from(number) << 3) | u64::from(wire_type));
     match wire_type {
-        0 => out.extend_from_slice(&varint(u64::from_le_bytes(
-            payload.iter().copied().chain([0; 8]).take(8).collect::<Vec<_>>()[..8]
-                .try_into()
-                .unwrap(),
-        ))),
+        0 => {
+            let mut v = [0u8; 8];
+            for (d, s) in v.iter_mut().zip(payload) {
+                *d = *s;
+            }
+            out.extend_from_slice(&varint(u64::from_le_bytes(v)));
+        }
         1 => out.extend(payload.iter().copied().chain([0; 8]).take(8)),
         2 => {
             out.extend_from_slice(&varint(payload.len() as u64));
@@ -762,7 +777,9 @@ fn every_kind_and_correction_shape_is_generated() {
             shapes.insert(match (&c.line, &c.replacement) {
                 (None, None) => "void event",
                 (Some(_), None) => "void line",
-                (Some(_), Some(Replacement::Line(Line::Contribution(_)))) => "replace contribution line",
+                (Some(_), Some(Replacement::Line(Line::Contribution(_)))) => {
+                    "replace contribution line"
+                }
                 (Some(_), Some(Replacement::Line(Line::Order(_)))) => "replace order line",
                 (None, Some(Replacement::Event(_))) => "replace event",
                 _ => "other",

@@ -90,7 +90,10 @@ fn refusal_pb(r: &Refusal) -> pb::Refusal {
 /// Decodes, checks limits and verifies the signatures of one submitted envelope.
 fn open_submitted(env: ledger_core::pb::Envelope, now: Instant) -> Result<VerifiedEvent, Refusal> {
     let v = Envelope::from_pb(env)?.open()?;
-    if v.body.signed_at.unix_seconds() > now.unix_seconds() + MAX_SIGNED_AHEAD_SECONDS {
+    // In nanoseconds, as the state machine checks it: 300.5 s ahead is more than five minutes.
+    if v.body.signed_at.unix_nanos()
+        > now.unix_nanos() + i128::from(MAX_SIGNED_AHEAD_SECONDS) * 1_000_000_000
+    {
         return Err(Refusal::SignedInFuture {
             signed_at: v.body.signed_at.to_string(),
             now: now.to_string(),

@@ -513,7 +513,8 @@ impl Drop for TestCluster {
 /// A base port whose `base + o` is free for every offset `o` (a dev cluster uses several ports).
 pub fn free_port_block(offsets: &[u16]) -> u16 {
     for _ in 0..200 {
-        let base = 20_000 + (rand::random::<u16>() % 20_000);
+        // Below the ephemeral range (32768..), where other tests' nodes get their ports.
+        let base = 20_000 + (rand::random::<u16>() % 12_000);
         let held: Vec<_> = offsets
             .iter()
             .filter_map(|o| TcpListener::bind(("127.0.0.1", base + o)).ok())

@@ -107,22 +107,7 @@ pub struct TestLedger {
 impl TestLedger {
     pub fn start() -> TestLedger {
         let dir = tempfile::tempdir().expect("tempdir");
-        let keys = dir.path().join("keys");
-        std::fs::create_dir_all(&keys).unwrap();
-        let mut jurisdictions = Vec::new();
-        for j in JURISDICTIONS {
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            write_key(&keys.join(format!("{j}.key")), &key);
-            jurisdictions.push(GenesisJurisdiction {
-                code: j.parse().unwrap(),
-                agency_keys: vec![PublicKeyBytes(key.verifying_key().to_bytes())],
-            });
-        }
-        let genesis = Genesis {
-            ledger: "pcl-test".into(),
-            jurisdictions,
-        };
-        std::fs::write(dir.path().join("genesis.toml"), toml_genesis(&genesis)).unwrap();
+        make_genesis(dir.path(), "pcl-test");
         let port = free_port();
         std::fs::write(
             dir.path().join("node.toml"),

@@ -583,9 +583,17 @@ fn declaration_key(
 /// guard may belong to a later declaration of the month, made after an earlier void).
 fn release_declaration(
     st: &mut Overlay<'_>,
-    key: Vec<u8>,
+    declaration: &ContributionsDeclared,
+    line: &ContributionLine,
     voided_index: u64,
 ) -> Result<(), StoreFault> {
+    let key = declaration_key(
+        declaration.employer.as_str(),
+        line.worker.as_str(),
+        &declaration.jurisdiction,
+        &declaration.period.to_string(),
+        line.scheme,
+    );
     if st.get(&key)?.as_deref() == Some(&voided_index.to_be_bytes()[..]) {
         st.delete(key);
     }
@@ -1078,17 +1086,7 @@ fn correction(
                 if let (EventKind::ContributionsDeclared(d), Line::Contribution(l)) =
                     (&body.kind, old)
                 {
-                    release_declaration(
-                        st,
-                        declaration_key(
-                            d.employer.as_str(),
-                            l.worker.as_str(),
-                            &d.jurisdiction,
-                            &d.period.to_string(),
-                            l.scheme,
-                        ),
-                        target_index,
-                    )?;
+                    release_declaration(st, d, l, target_index)?;
                 }
             }
         }
@@ -1106,17 +1104,7 @@ fn correction(
                 st.put(keys::voided(&c.target, None), index.to_be_bytes().to_vec());
                 if let EventKind::ContributionsDeclared(d) = &body.kind {
                     for l in &d.lines {
-                        release_declaration(
-                            st,
-                            declaration_key(
-                                d.employer.as_str(),
-                                l.worker.as_str(),
-                                &d.jurisdiction,
-                                &d.period.to_string(),
-                                l.scheme,
-                            ),
-                            target_index,
-                        )?;
+                        release_declaration(st, d, l, target_index)?;
                     }
                 }
             }

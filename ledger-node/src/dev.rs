@@ -275,18 +275,14 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!("agency keys:   {dir}/keys/<JURISDICTION>.key");
     println!("client config: {dir}/client.toml");
     println!("press Ctrl-C to stop");
-    let first_exit = async {
-        let (status, i, _) = futures_select_all(&mut children).await;
-        (status, i)
-    };
     tokio::select! {
         _ = stop => {
             println!("stopping");
         }
-        (status, i) = first_exit => {
+        (status, i) = first_exit(&mut children) => {
             for c in &children { terminate(c); }
             for c in &mut children { let _ = c.wait().await; }
-            bail!("node-{} exited unexpectedly ({status:?}); the others were stopped", i + 1);
+            bail!("node-{} exited unexpectedly ({status}); the others were stopped", i + 1);
         }
     }
     for c in &children {
@@ -298,14 +294,12 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for the first child to exit.
-async fn futures_select_all(
-    children: &mut [tokio::process::Child],
-) -> (std::io::Result<std::process::ExitStatus>, usize, ()) {
+/// Waits for the first child to exit; its status and position.
+async fn first_exit(children: &mut [tokio::process::Child]) -> (std::process::ExitStatus, usize) {
     loop {
         for (i, c) in children.iter_mut().enumerate() {
-            if let Ok(Some(s)) = c.try_wait() {
-                return (Ok(s), i, ());
+            if let Ok(Some(status)) = c.try_wait() {
+                return (status, i);
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -3,7 +3,7 @@
 //! (one stamp, one storage batch, one flush), so durability is paid per entry, not per event.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ledger_core::envelope::VerifiedEvent;
 use ledger_core::genesis::Genesis;
@@ -64,7 +64,6 @@ struct Job {
 pub struct Ledger {
     store: Arc<SledStore>,
     genesis: Genesis,
-    head: Arc<Mutex<Head>>,
     tx: mpsc::Sender<Job>,
     raft: Option<openraft::Raft<crate::raft::TypeConfig>>,
 }
@@ -130,14 +129,12 @@ impl Ledger {
     /// Opens the store in `dir` (creating it from `genesis` when new), verifies its integrity, and
     /// starts the appender thread.
     pub fn open(dir: &Path, genesis: Genesis) -> Result<Ledger, LedgerError> {
-        let (store, marker, marker_path, head) = open_store(dir, &genesis)?;
-        let head = Arc::new(Mutex::new(head));
+        let (store, marker, marker_path, _) = open_store(dir, &genesis)?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
         let appender = Appender {
             store: store.clone(),
             marker,
             marker_path,
-            head: head.clone(),
             last_stamp: None,
         };
         std::thread::Builder::new()
@@ -147,7 +144,6 @@ impl Ledger {
         Ok(Ledger {
             store,
             genesis,
-            head,
             tx,
             raft: None,
         })
@@ -159,9 +155,9 @@ impl Ledger {
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
     }
-    pub fn head(&self) -> Head {
-        state::read_head(self.store.as_ref())
-            .unwrap_or_else(|_| *self.head.lock().expect("head lock"))
+    /// The head of the applied log, as the store records it (in both modes).
+    pub fn head(&self) -> Result<Head, LedgerError> {
+        state::read_head(self.store.as_ref()).map_err(|e| LedgerError::Store(StoreError::Io(e.0)))
     }
 
     /// The Raft handle, when the node replicates.
@@ -204,7 +200,6 @@ struct Appender {
     store: Arc<SledStore>,
     marker: HeadMarker,
     marker_path: PathBuf,
-    head: Arc<Mutex<Head>>,
     last_stamp: Option<Instant>,
 }
 
@@ -262,7 +257,6 @@ impl Appender {
         self.marker
             .write(&applied.head)
             .map_err(|e| format!("{}: {e}", self.marker_path.display()))?;
-        *self.head.lock().expect("head lock") = applied.head;
         tracing::debug!(
             events = events.len(),
             size = applied.head.size,
@@ -372,7 +366,7 @@ impl Ledger {
         cfg: &crate::config::RaftConfig,
     ) -> Result<Ledger, LedgerError> {
         use crate::raft::{network::GrpcNetwork, LedgerStateMachine, RaftLogStore};
-        let (store, _marker, _, head) = open_store(dir, &genesis)?;
+        let (store, _marker, _, _) = open_store(dir, &genesis)?;
         let io = |e: sled::Error| LedgerError::Store(StoreError::Io(e.to_string()));
         let log = RaftLogStore::open(store.db()).map_err(io)?;
         let sm = LedgerStateMachine::open(store.clone()).map_err(io)?;
@@ -393,7 +387,6 @@ impl Ledger {
         Ok(Ledger {
             store,
             genesis,
-            head: Arc::new(Mutex::new(head)),
             tx,
             raft: Some(raft),
         })
@@ -452,20 +445,20 @@ impl RaftAppender {
     async fn commit(&self, events: Vec<VerifiedEvent>) -> Result<Vec<OutcomeRecord>, LedgerError> {
         use prost::Message;
         let stamp = now();
-        let envelopes: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| e.envelope.to_pb().encode_to_vec())
-            .collect();
         let request = crate::raft::LedgerRequest {
             stamp_seconds: stamp.unix_seconds(),
             stamp_nanos: stamp.nanos(),
-            envelopes: envelopes.clone(),
+            envelopes: events
+                .iter()
+                .map(|e| e.envelope.to_pb().encode_to_vec())
+                .collect(),
         };
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(request)).await {
             Err(_) => Err(LedgerError::NotCommitted(COMMIT_TIMEOUT)),
             Ok(Ok(response)) => Ok(response.data.outcomes),
             Ok(Err(e)) => match e.forward_to_leader::<openraft::BasicNode>() {
-                Some(forward) => self.forward(forward.leader_id, envelopes).await,
+                // Rare (this node is not the leader): encode again rather than copy every entry.
+                Some(forward) => self.forward(forward.leader_id, &events).await,
                 None => Err(LedgerError::Replication(e.to_string())),
             },
         }
@@ -476,10 +469,9 @@ impl RaftAppender {
     async fn forward(
         &self,
         leader: Option<u64>,
-        envelopes: Vec<Vec<u8>>,
+        events: &[VerifiedEvent],
     ) -> Result<Vec<OutcomeRecord>, LedgerError> {
         use ledger_proto::node as pb;
-        use prost::Message;
         let leader = leader.ok_or(LedgerError::NoLeader)?;
         let member = self.members.get(&leader).ok_or_else(|| {
             LedgerError::Replication(format!(
@@ -495,11 +487,7 @@ impl RaftAppender {
                     })?
                     .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
-            let events = envelopes
-                .iter()
-                .map(|b| ledger_core::pb::Envelope::decode(b.as_slice()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| LedgerError::Replication(e.to_string()))?;
+            let events = events.iter().map(|e| e.envelope.to_pb()).collect();
             let response =
                 client
                     .submit(pb::SubmitRequest { events })

@@ -50,7 +50,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
         Some(raft) => start_replicated(&config, raft, genesis).await?,
     };
-    let head = ledger.head();
+    let head = ledger.head()?;
     tracing::info!(node = %config.node_id, jurisdiction = %config.jurisdiction, log_size = head.size, "store verified");
     let ledger = Arc::new(ledger);
 

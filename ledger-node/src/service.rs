@@ -345,7 +345,7 @@ impl ledger_server::Ledger for NodeService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let head = self.ledger.head();
+        let head = self.ledger.head().map_err(status_of)?;
         let (mut members, mut leader) = (Vec::new(), self.config.node_id.clone());
         let mut replication = pb::StatusResponse::default();
         match (self.ledger.raft(), &self.config.raft) {

@@ -183,7 +183,7 @@ impl TestLedger {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running node");
-        unsafe_sigterm(c.id());
+        sigterm(c.id());
         c.wait().expect("reap")
     }
 
@@ -265,7 +265,7 @@ impl Drop for TestLedger {
     }
 }
 
-fn unsafe_sigterm(pid: u32) {
+fn sigterm(pid: u32) {
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())

@@ -35,11 +35,6 @@ impl SledStore {
     pub fn db(&self) -> &sled::Db {
         &self.db
     }
-
-    /// Bytes sled holds on disk (for status).
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
-    }
 }
 
 fn map_err(e: sled::Error) -> StoreError {

@@ -25,9 +25,30 @@ use crate::wire;
 #[error("store fault: {0}")]
 pub struct StoreFault(pub String);
 
-/// Point reads of the ledger state.
+/// Reads of the ledger state: point reads, and prefix scans for the projection.
 pub trait StateRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreFault>;
+}
+
+/// A prefix scan of `base` seen through `pending` writes (later writes win, `None` deletes).
+pub fn scan_through(
+    base: Vec<(Vec<u8>, Vec<u8>)>,
+    pending: &Writes,
+    prefix: &[u8],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+    for (k, v) in pending
+        .range(prefix.to_vec()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+    {
+        match v {
+            Some(v) => merged.insert(k.clone(), v.clone()),
+            None => merged.remove(k),
+        };
+    }
+    merged.into_iter().collect()
 }
 
 /// Writes of one entry: `None` deletes. Ordered, so applying them is deterministic.
@@ -301,6 +322,14 @@ pub fn genesis_writes(genesis: &Genesis) -> Writes {
         }
     }
     w.insert(keys::GENESIS.to_vec(), Some(genesis.hash().0.to_vec()));
+    w.insert(
+        crate::projection::keys::RULEBOOK.to_vec(),
+        Some(crate::rulebook::Rulebook::builtin().to_bytes()),
+    );
+    w.insert(
+        crate::projection::keys::VERSION.to_vec(),
+        Some(crate::projection::PROJECTION_VERSION.to_be_bytes().to_vec()),
+    );
     w.insert(keys::HEAD.to_vec(), Some(Head::default().encode()));
     w
 }
@@ -319,11 +348,7 @@ impl Overlay<'_> {
         }
     }
     fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreFault> {
-        self.get(key)?
-            .map(|b| {
-                serde_json::from_slice(&b).map_err(|e| StoreFault(format!("state record: {e}")))
-            })
-            .transpose()
+        get_json(self, key)
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
@@ -348,6 +373,41 @@ impl Overlay<'_> {
             .ok_or_else(|| StoreFault(format!("event {index} missing")))?;
         StoredRecord::decode(&b)
     }
+}
+
+impl StateRead for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
+        Overlay::get(self, key)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreFault> {
+        Ok(scan_through(
+            self.base.scan_prefix(prefix)?,
+            &self.writes,
+            prefix,
+        ))
+    }
+}
+
+fn get_json<T: DeserializeOwned>(view: &dyn StateRead, key: &[u8]) -> Result<Option<T>, StoreFault> {
+    view.get(key)?
+        .map(|b| serde_json::from_slice(&b).map_err(|e| StoreFault(format!("state record: {e}"))))
+        .transpose()
+}
+
+/// The registration record of a contract.
+pub fn contract_record(
+    view: &dyn StateRead,
+    contract: &str,
+) -> Result<Option<ContractRecord>, StoreFault> {
+    get_json(view, &contract_key(contract))
+}
+
+/// The record of a transfer.
+pub fn transfer_record(
+    view: &dyn StateRead,
+    transfer: &str,
+) -> Result<Option<TransferRecord>, StoreFault> {
+    get_json(view, &transfer_key(transfer))
 }
 
 /// Reads the head of a ledger state.
@@ -394,9 +454,11 @@ pub fn apply_entry(
                     chain,
                     envelope: ev.envelope.clone(),
                 };
+                let projected = project_event(&st, index, &ev.body.kind)?;
                 st.put(keys::event(index), rec.encode());
                 st.put(keys::event_id(&ev.id), index.to_be_bytes().to_vec());
                 index_workers(&mut st, &ev.body.kind, index);
+                st.writes.extend(projected);
                 head = Head { size: index, chain };
                 outcomes.push(Outcome::Appended(Receipt {
                     event_id: ev.id,
@@ -413,6 +475,31 @@ pub fn apply_entry(
         writes: st.writes,
         head,
     })
+}
+
+/// The projection writes of an admitted event (the state machine and a rebuild share this).
+pub fn project_event(
+    view: &dyn StateRead,
+    index: u64,
+    kind: &EventKind,
+) -> Result<Writes, StoreFault> {
+    let target = match kind {
+        EventKind::Correction(c) => {
+            let t_index = view
+                .get(&keys::event_id(&c.target))?
+                .map(|b| u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8])))
+                .ok_or_else(|| StoreFault(format!("correction target {} is missing", c.target)))?;
+            let b = view
+                .get(&keys::event(t_index))?
+                .ok_or_else(|| StoreFault(format!("event {t_index} missing")))?;
+            let rec = StoredRecord::decode(&b)?;
+            let body = wire::decode_event(&rec.envelope.body, &rec.envelope.lines)
+                .map_err(|e| StoreFault(format!("stored event {t_index} no longer decodes: {e}")))?;
+            Some((t_index, body.kind))
+        }
+        _ => None,
+    };
+    crate::projection::project(view, index, kind, target.as_ref().map(|(i, k)| (*i, k)))
 }
 
 fn index_workers(st: &mut Overlay<'_>, kind: &EventKind, index: u64) {
@@ -466,7 +553,7 @@ fn admit(
         signers.push((s.public_key, rec));
     }
     let staged = st.writes.len();
-    let result = effects(st, &ev.body.kind, &signers, index)?;
+    let result = effects(st, &ev.body.kind, &signers, index, stamp)?;
     // A refused event leaves no trace: `effects` decides every refusal before its first write.
     // (Counting staged keys catches a new key written before a refusal; tests cover the rest.)
     debug_assert!(
@@ -638,6 +725,7 @@ fn effects(
     kind: &EventKind,
     signers: &[(PublicKeyBytes, KeyRecord)],
     index: u64,
+    stamp: Instant,
 ) -> Result<Result<(), Refusal>, StoreFault> {
     match kind {
         EventKind::KeyRegistered(e) => {
@@ -968,6 +1056,7 @@ fn effects(
                     e.transfer
                 ))));
             }
+            refuse_if!(check_transfer_amounts(st, &t, e, stamp)?);
             t.completed_at = Some(index);
             st.put_json(transfer_key(e.transfer.as_str()), &t);
         }
@@ -989,6 +1078,95 @@ fn effects(
         EventKind::Correction(c) => return correction(st, c, signers, index),
     }
     Ok(Ok(()))
+}
+
+/// A `transfer_completed` must carry exactly what the rules compute at that point (rules.md §1).
+fn check_transfer_amounts(
+    st: &Overlay<'_>,
+    t: &TransferRecord,
+    e: &TransferCompleted,
+    stamp: Instant,
+) -> Result<Result<(), Refusal>, StoreFault> {
+    let facts = crate::projection::worker_facts(st, &t.worker)?;
+    let requested = facts.iter().find_map(|f| match &f.what {
+        crate::projection::FactKind::TransferRequested(r) if r.transfer == e.transfer => {
+            Some(r.requested)
+        }
+        _ => None,
+    });
+    let Some(requested) = requested else {
+        return Ok(Err(Refusal::NotFound(format!(
+            "transfer {} has no request in force (was it voided?)",
+            e.transfer
+        ))));
+    };
+    let rulebook = crate::projection::rulebook(st)?;
+    let published = crate::projection::published(st)?;
+    let params = crate::rules::Params {
+        rulebook: &rulebook,
+        published: &published,
+    };
+    let Ok(w) = crate::rules::Worker::new(&t.worker, &facts) else {
+        return Ok(Err(Refusal::UnregisteredWorker(t.worker.clone())));
+    };
+    let (account, pooled) = crate::rules::pension::transfer_amounts(
+        &w,
+        &params,
+        &e.transfer,
+        stamp.local_date(),
+        requested,
+    );
+    if (account, pooled) != (e.individual_account, e.pooled_fund) {
+        return Ok(Err(Refusal::AmountMismatch(format!(
+            "transfer {} from {} to {} carries individual_account {account} and pooled_fund \
+             {pooled} (the whole account the relation holds, and the pooled-fund rate of every \
+             monthly base it carries); the event says {} and {}",
+            e.transfer, t.from, t.to, e.individual_account, e.pooled_fund
+        ))));
+    }
+    Ok(Ok(()))
+}
+
+/// A whole-event replacement may change what an event says, not whom or what it is about: the
+/// same workers (in the same line positions) and the same contract, transfer, employer, place
+/// and period. Anything else is a void and a new event, so every guard and index stays true.
+fn same_identity(old: &EventKind, new: &EventKind) -> Result<(), String> {
+    if old.workers() != new.workers() {
+        return Err("a replacement keeps the event's workers (and their line positions); void the event and submit a new one instead".into());
+    }
+    let same = match (old, new) {
+        (EventKind::ContractRegistered(a), EventKind::ContractRegistered(b)) => a.contract == b.contract,
+        (EventKind::ContractEnded(a), EventKind::ContractEnded(b)) => a.contract == b.contract,
+        (EventKind::TransferRequested(a), EventKind::TransferRequested(b)) => a.transfer == b.transfer,
+        (EventKind::TransferCompleted(_), _) => {
+            return Err("a transfer_completed cannot be replaced; void it and complete the transfer again".into())
+        }
+        (EventKind::ContributionsDeclared(a), EventKind::ContributionsDeclared(b)) => {
+            a.employer == b.employer
+                && a.jurisdiction == b.jurisdiction
+                && a.period == b.period
+                && a.back_pay == b.back_pay
+                && a.lines.iter().map(|l| l.scheme).eq(b.lines.iter().map(|l| l.scheme))
+        }
+        (EventKind::FlexibleContribution(a), EventKind::FlexibleContribution(b)) => {
+            a.jurisdiction == b.jurisdiction && a.period == b.period && a.scheme == b.scheme
+        }
+        (EventKind::PlatformOrders(a), EventKind::PlatformOrders(b)) => {
+            a.platform == b.platform
+                && a.jurisdiction == b.jurisdiction
+                && a.lines.iter().map(|l| &l.order).eq(b.lines.iter().map(|l| &l.order))
+        }
+        (EventKind::ParametersPublished(a), EventKind::ParametersPublished(b)) => a.jurisdiction == b.jurisdiction,
+        _ => true,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(format!(
+            "a replacement {} keeps the identity of the original (its contract, transfer, employer or platform, jurisdiction, period and line schemes or orders); void it and submit a new event to change those",
+            new.type_name()
+        ))
+    }
 }
 
 fn correction(
@@ -1098,6 +1276,56 @@ fn correction(
                         new.type_name(),
                         body.kind.type_name()
                     ))));
+                }
+                if let Err(why) = same_identity(&body.kind, new) {
+                    return Ok(Err(Refusal::InvalidField(why)));
+                }
+                match new.as_ref() {
+                    EventKind::ContractRegistered(n) => {
+                        if let Some(mut rec) = st.get_json::<ContractRecord>(&contract_key(n.contract.as_str()))? {
+                            rec.start = n.start;
+                            rec.employer = n.employer.to_string();
+                            rec.jurisdiction = n.jurisdiction.clone();
+                            st.put_json(contract_key(n.contract.as_str()), &rec);
+                        }
+                    }
+                    EventKind::TransferRequested(n) => {
+                        if let Some(mut rec) = st.get_json::<TransferRecord>(&transfer_key(n.transfer.as_str()))? {
+                            if rec.completed_at.is_some() {
+                                return Ok(Err(Refusal::InvalidField(format!(
+                                    "transfer {} is completed; void its completion before changing the request",
+                                    n.transfer
+                                ))));
+                            }
+                            rec.from = n.from.clone();
+                            rec.to = n.to.clone();
+                            st.put_json(transfer_key(n.transfer.as_str()), &rec);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if c.action == CorrectionAction::Void {
+                match &body.kind {
+                    EventKind::TransferCompleted(t) => {
+                        // The transfer may complete again, with the right amounts.
+                        if let Some(mut rec) = st.get_json::<TransferRecord>(&transfer_key(t.transfer.as_str()))? {
+                            rec.completed_at = None;
+                            st.put_json(transfer_key(t.transfer.as_str()), &rec);
+                        }
+                    }
+                    EventKind::TransferRequested(t) => {
+                        if st
+                            .get_json::<TransferRecord>(&transfer_key(t.transfer.as_str()))?
+                            .is_some_and(|r| r.completed_at.is_some())
+                        {
+                            return Ok(Err(Refusal::InvalidField(format!(
+                                "transfer {} is completed; void its completion first",
+                                t.transfer
+                            ))));
+                        }
+                    }
+                    _ => {}
                 }
             }
             if c.action == CorrectionAction::Void {

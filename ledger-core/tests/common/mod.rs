@@ -54,6 +54,14 @@ impl StateRead for Mem {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
         Ok(self.0.get(key).cloned())
     }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreFault> {
+        Ok(self
+            .0
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
 }
 
 impl Mem {

@@ -58,6 +58,16 @@ impl StateRead for Layered<'_> {
             None => self.base.get(key),
         }
     }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, StoreFault> {
+        Ok(ledger_core::state::scan_through(
+            self.base.scan_prefix(prefix)?,
+            self.pending,
+            prefix,
+        ))
+    }
 }
 
 fn read_err(e: impl std::fmt::Display) -> StorageError<NodeId> {

@@ -27,6 +27,16 @@ impl StateRead for MemoryStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
         Ok(self.map.read().expect("lock").get(key).cloned())
     }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreFault> {
+        Ok(self
+            .map
+            .read()
+            .expect("lock")
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
 }
 
 impl Store for MemoryStore {

@@ -48,6 +48,15 @@ impl StateRead for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
         Ok(self.db.get(key).map_err(map_err)?.map(|v| v.to_vec()))
     }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreFault> {
+        self.db
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (k, v) = item.map_err(map_err)?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
 }
 
 impl Store for SledStore {

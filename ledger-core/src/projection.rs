@@ -1,0 +1,340 @@
+//! The projection: the read model the entitlement rules answer from. It is fed only by applied
+//! events and written in the same atomic batch as the events themselves, so it always reflects
+//! exactly the log head, on every node, byte for byte.
+//!
+//! Per worker it keeps the worker's *facts*: each event (or batch line) that concerns the worker,
+//! as it stands after corrections (a voided one is gone; a replaced one is its replacement, at the
+//! original's position in the log, so "committed first" keeps meaning the original's place).
+//! Rule parameters published by agencies are kept beside them. Rules are evaluated from these on
+//! demand ([`crate::rules`]): an entitlement depends on the date it is asked for, so it is not
+//! stored, but it never scans the log.
+//!
+//! Key layout (one keyspace with the ledger, see [`crate::state::keys`]):
+//! - `x` worker `0x00` index (u64 BE) line (u32 BE) → [`Fact`] (JSON)
+//! - `y` index (u64 BE) → [`Published`] (JSON)
+//! - `mprojection` → [`PROJECTION_VERSION`] (u32 BE)
+//! - `mrulebook` → the rulebook the ledger was created with ([`crate::rulebook`])
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::*;
+use crate::ids::{ContractId, EmployerId, OrderId, WorkerId};
+use crate::jurisdiction::Jurisdiction;
+use crate::money::Money;
+use crate::rulebook::Rulebook;
+use crate::state::{StateRead, StoreFault, Writes};
+use crate::time::{Date, Instant, Month};
+
+/// Format version of the projection. A node whose stored projection has another version (or
+/// none) rebuilds it from the log at start-up.
+pub const PROJECTION_VERSION: u32 = 1;
+
+pub mod keys {
+    pub const FACT: u8 = b'x';
+    pub const PUBLISHED: u8 = b'y';
+    pub const VERSION: &[u8] = b"mprojection";
+    pub const RULEBOOK: &[u8] = b"mrulebook";
+
+    pub fn worker_prefix(worker: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(2 + worker.len());
+        k.push(FACT);
+        k.extend_from_slice(worker.as_bytes());
+        k.push(0);
+        k
+    }
+    pub fn fact(worker: &str, index: u64, line: u32) -> Vec<u8> {
+        let mut k = worker_prefix(worker);
+        k.extend_from_slice(&index.to_be_bytes());
+        k.extend_from_slice(&line.to_be_bytes());
+        k
+    }
+    pub fn published(index: u64) -> Vec<u8> {
+        let mut k = vec![PUBLISHED];
+        k.extend_from_slice(&index.to_be_bytes());
+        k
+    }
+}
+
+/// One fact about a worker: where it sits in the log, and what it says now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    pub index: u64,
+    pub line: u32,
+    pub what: FactKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactKind {
+    Person(PersonRegistered),
+    Hukou(HukouChanged),
+    Contract(ContractRegistered),
+    ContractEnded {
+        contract: ContractId,
+        end: Date,
+    },
+    Contribution {
+        employer: EmployerId,
+        jurisdiction: Jurisdiction,
+        period: Month,
+        back_pay: bool,
+        scheme: Scheme,
+        base: Money,
+        employer_amount: Money,
+        employee_amount: Money,
+    },
+    Flexible(FlexibleContribution),
+    Order {
+        platform: EmployerId,
+        jurisdiction: Jurisdiction,
+        order: OrderId,
+        accepted_at: Instant,
+        completed_at: Instant,
+    },
+    Injury(InjuryOccurred),
+    Certificate(CoverageCertificateIssued),
+    Permit(WorkPermitLinked),
+    TransferRequested(TransferRequested),
+    TransferCompleted(TransferCompleted),
+    Foreign(ForeignPeriodsReported),
+}
+
+/// A `parameters_published` event as the rules read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub index: u64,
+    pub jurisdiction: Jurisdiction,
+    pub effective: Date,
+    pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+fn contribution_fact(d: &ContributionsDeclared, l: &ContributionLine) -> FactKind {
+    FactKind::Contribution {
+        employer: d.employer.clone(),
+        jurisdiction: d.jurisdiction.clone(),
+        period: d.period,
+        back_pay: d.back_pay,
+        scheme: l.scheme,
+        base: l.base,
+        employer_amount: l.employer_amount,
+        employee_amount: l.employee_amount,
+    }
+}
+
+fn order_fact(p: &PlatformOrders, l: &OrderLine) -> FactKind {
+    FactKind::Order {
+        platform: p.platform.clone(),
+        jurisdiction: p.jurisdiction.clone(),
+        order: l.order.clone(),
+        accepted_at: l.accepted_at,
+        completed_at: l.completed_at,
+    }
+}
+
+/// The fact one line of a batch event becomes, `None` when `line` does not fit `kind`.
+pub fn line_fact(kind: &EventKind, line: &Line) -> Option<(WorkerId, FactKind)> {
+    match (kind, line) {
+        (EventKind::ContributionsDeclared(d), Line::Contribution(l)) => {
+            Some((l.worker.clone(), contribution_fact(d, l)))
+        }
+        (EventKind::PlatformOrders(p), Line::Order(l)) => Some((l.worker.clone(), order_fact(p, l))),
+        _ => None,
+    }
+}
+
+/// The facts an event gives: (worker, line, fact). Needs the state for the two kinds that name
+/// a contract or transfer rather than the worker.
+pub fn facts_of(
+    view: &dyn StateRead,
+    kind: &EventKind,
+) -> Result<Vec<(String, u32, FactKind)>, StoreFault> {
+    let one = |w: &WorkerId, f: FactKind| vec![(w.to_string(), 0, f)];
+    Ok(match kind {
+        EventKind::KeyRegistered(_)
+        | EventKind::KeyRevoked(_)
+        | EventKind::ParametersPublished(_)
+        | EventKind::Correction(_) => Vec::new(),
+        EventKind::PersonRegistered(e) => one(&e.worker, FactKind::Person(e.clone())),
+        EventKind::HukouChanged(e) => one(&e.worker, FactKind::Hukou(e.clone())),
+        EventKind::ContractRegistered(e) => one(&e.worker, FactKind::Contract(e.clone())),
+        EventKind::ContractEnded(e) => {
+            match crate::state::contract_record(view, e.contract.as_str())? {
+                Some(c) => vec![(
+                    c.worker,
+                    0,
+                    FactKind::ContractEnded {
+                        contract: e.contract.clone(),
+                        end: e.end,
+                    },
+                )],
+                None => Vec::new(),
+            }
+        }
+        EventKind::ContributionsDeclared(d) => d
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.worker.to_string(), i as u32, contribution_fact(d, l)))
+            .collect(),
+        EventKind::FlexibleContribution(e) => one(&e.worker, FactKind::Flexible(e.clone())),
+        EventKind::PlatformOrders(p) => p
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.worker.to_string(), i as u32, order_fact(p, l)))
+            .collect(),
+        EventKind::InjuryOccurred(e) => one(&e.worker, FactKind::Injury(e.clone())),
+        EventKind::CoverageCertificateIssued(e) => {
+            one(&e.worker, FactKind::Certificate(e.clone()))
+        }
+        EventKind::WorkPermitLinked(e) => one(&e.worker, FactKind::Permit(e.clone())),
+        EventKind::TransferRequested(e) => one(&e.worker, FactKind::TransferRequested(e.clone())),
+        EventKind::TransferCompleted(e) => {
+            match crate::state::transfer_record(view, e.transfer.as_str())? {
+                Some(t) => vec![(t.worker, 0, FactKind::TransferCompleted(e.clone()))],
+                None => Vec::new(),
+            }
+        }
+        EventKind::ForeignPeriodsReported(e) => one(&e.worker, FactKind::Foreign(e.clone())),
+    })
+}
+
+fn put_fact(w: &mut Writes, worker: &str, index: u64, line: u32, what: FactKind) {
+    let fact = Fact { index, line, what };
+    w.insert(
+        keys::fact(worker, index, line),
+        Some(serde_json::to_vec(&fact).expect("facts serialize")),
+    );
+}
+
+/// The projection writes of an appended event at `index`. `view` reads the state as it was
+/// before this event (plus earlier events of the same entry); `target` is, for a correction, the
+/// corrected event's index and body.
+pub fn project(
+    view: &dyn StateRead,
+    index: u64,
+    kind: &EventKind,
+    target: Option<(u64, &EventKind)>,
+) -> Result<Writes, StoreFault> {
+    let mut w = Writes::new();
+    match kind {
+        EventKind::ParametersPublished(p) => {
+            put_published(&mut w, index, p);
+        }
+        EventKind::Correction(c) => {
+            let Some((t_index, t_kind)) = target else {
+                return Err(StoreFault(format!(
+                    "correction {index} projected without its target"
+                )));
+            };
+            project_correction(view, &mut w, c, t_index, t_kind)?;
+        }
+        _ => {
+            for (worker, line, f) in facts_of(view, kind)? {
+                put_fact(&mut w, &worker, index, line, f);
+            }
+        }
+    }
+    Ok(w)
+}
+
+fn put_published(w: &mut Writes, index: u64, p: &ParametersPublished) {
+    let rec = Published {
+        index,
+        jurisdiction: p.jurisdiction.clone(),
+        effective: p.effective,
+        parameters: p.parameters.clone(),
+    };
+    w.insert(
+        keys::published(index),
+        Some(serde_json::to_vec(&rec).expect("serializes")),
+    );
+}
+
+fn project_correction(
+    view: &dyn StateRead,
+    w: &mut Writes,
+    c: &Correction,
+    t_index: u64,
+    t_kind: &EventKind,
+) -> Result<(), StoreFault> {
+    match (c.line, &c.replacement) {
+        (Some(line), replacement) => {
+            let Some(old) = t_kind.lines().into_iter().nth(line as usize) else {
+                return Ok(());
+            };
+            let (worker, _) = line_fact(t_kind, &old).expect("a line of its own event");
+            let key = keys::fact(worker.as_str(), t_index, line);
+            match (c.action, replacement) {
+                (CorrectionAction::Replace, Some(Replacement::Line(new))) => {
+                    if let Some((nw, f)) = line_fact(t_kind, new) {
+                        put_fact(w, nw.as_str(), t_index, line, f);
+                    }
+                }
+                _ => {
+                    w.insert(key, None);
+                }
+            }
+        }
+        (None, replacement) => {
+            if let EventKind::ParametersPublished(_) = t_kind {
+                match (c.action, replacement) {
+                    (CorrectionAction::Replace, Some(Replacement::Event(new))) => {
+                        if let EventKind::ParametersPublished(p) = new.as_ref() {
+                            put_published(w, t_index, p);
+                        }
+                    }
+                    _ => {
+                        w.insert(keys::published(t_index), None);
+                    }
+                }
+                return Ok(());
+            }
+            for (worker, line, _) in facts_of(view, t_kind)? {
+                w.insert(keys::fact(&worker, t_index, line), None);
+            }
+            if let (CorrectionAction::Replace, Some(Replacement::Event(new))) =
+                (c.action, replacement)
+            {
+                for (worker, line, f) in facts_of(view, new)? {
+                    put_fact(w, &worker, t_index, line, f);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A worker's facts in log order, read from the projection.
+pub fn worker_facts(view: &dyn StateRead, worker: &str) -> Result<Vec<Fact>, StoreFault> {
+    view.scan_prefix(&keys::worker_prefix(worker))?
+        .into_iter()
+        .map(|(_, v)| {
+            serde_json::from_slice(&v).map_err(|e| StoreFault(format!("projection fact: {e}")))
+        })
+        .collect()
+}
+
+/// Every published parameter set, in log order.
+pub fn published(view: &dyn StateRead) -> Result<Vec<Published>, StoreFault> {
+    view.scan_prefix(&[keys::PUBLISHED])?
+        .into_iter()
+        .map(|(_, v)| {
+            serde_json::from_slice(&v)
+                .map_err(|e| StoreFault(format!("projection parameters: {e}")))
+        })
+        .collect()
+}
+
+/// The rulebook the ledger was created with.
+pub fn rulebook(view: &dyn StateRead) -> Result<Rulebook, StoreFault> {
+    let b = view
+        .get(keys::RULEBOOK)?
+        .ok_or_else(|| StoreFault("the ledger holds no rulebook (created before rulebooks; rebuild it from genesis)".into()))?;
+    Rulebook::from_bytes(&b).map_err(StoreFault)
+}
+
+/// True when a key belongs to the projection (what a rebuild clears).
+pub fn is_projection_key(key: &[u8]) -> bool {
+    matches!(key.first(), Some(&keys::FACT) | Some(&keys::PUBLISHED)) || key == keys::VERSION
+}

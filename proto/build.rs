@@ -4,7 +4,11 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["ledger/v1/node.proto", "ledger/v1/raft.proto"];
+    let protos = [
+        "ledger/v1/node.proto",
+        "ledger/v1/raft.proto",
+        "ledger/v1/rights.proto",
+    ];
     let fds = protox::compile(protos, ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(

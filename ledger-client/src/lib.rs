@@ -12,6 +12,7 @@ use ledger_core::event::{EventBody, Hash32};
 use ledger_core::merkle;
 use ledger_core::wire::{self, ProvenLine};
 use ledger_proto::node::{self as pb, ledger_client::LedgerClient};
+use ledger_proto::rights::{self as rights_pb, rights_client::RightsClient};
 use tonic::transport::Channel;
 
 /// Most events the client puts in one Submit request (the node's limit is 1000).
@@ -84,6 +85,7 @@ pub struct WorkerEvent {
 
 pub struct Client {
     inner: LedgerClient<Channel>,
+    rights: RightsClient<Channel>,
 }
 
 fn now_unix() -> i64 {
@@ -123,10 +125,11 @@ impl Client {
             .connect()
             .await
             .map_err(|e| err(format!("{e}; is the node running?")))?;
+        let rights = RightsClient::new(channel.clone());
         let inner = LedgerClient::new(channel)
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        Ok(Client { inner })
+        Ok(Client { inner, rights })
     }
 
     /// Submits envelopes in one request; one outcome each, in order.
@@ -172,6 +175,51 @@ impl Client {
 
     /// Every event of `worker`, oldest first, read with `key` (the worker's or an agency's),
     /// each checked: signatures over the author's bytes, and batch lines against their root.
+    /// The worker's entitlement document (cli.md) as of `as_of` (YYYY-MM-DD; `None`: today on
+    /// the node's clock), with the log size it reflects.
+    pub async fn entitlement(
+        &mut self,
+        worker: &str,
+        key: &SigningKey,
+        as_of: Option<&str>,
+    ) -> Result<(serde_json::Value, u64), ClientError> {
+        let r = self
+            .rights
+            .entitlement(rights_pb::EntitlementRequest {
+                worker: worker.to_string(),
+                token: Some(read_token(key, worker)),
+                as_of: as_of.unwrap_or_default().to_string(),
+            })
+            .await?
+            .into_inner();
+        let doc = serde_json::from_str(&r.json)
+            .map_err(|e| ClientError::Invalid(format!("the node sent a bad entitlement: {e}")))?;
+        Ok((doc, r.log_size))
+    }
+
+    /// Injury coverage of the worker at `at` (RFC 3339) in `jurisdiction` (cli.md).
+    pub async fn coverage(
+        &mut self,
+        worker: &str,
+        key: &SigningKey,
+        at: &str,
+        jurisdiction: &str,
+    ) -> Result<(serde_json::Value, u64), ClientError> {
+        let r = self
+            .rights
+            .coverage(rights_pb::CoverageRequest {
+                worker: worker.to_string(),
+                token: Some(read_token(key, worker)),
+                at: at.to_string(),
+                jurisdiction: jurisdiction.to_string(),
+            })
+            .await?
+            .into_inner();
+        let doc = serde_json::from_str(&r.json)
+            .map_err(|e| ClientError::Invalid(format!("the node sent a bad coverage answer: {e}")))?;
+        Ok((doc, r.log_size))
+    }
+
     pub async fn worker_events(
         &mut self,
         worker: &str,

@@ -13,6 +13,8 @@ use ledger_core::event::{
 };
 use serde_json::json;
 
+mod render;
+
 #[derive(Parser)]
 #[command(
     name = "ledger-client",
@@ -54,6 +56,30 @@ enum Command {
         /// The worker's key or an agency key.
         #[arg(long)]
         key: PathBuf,
+    },
+    /// The worker's portable entitlement: pension months, relation, transfers, retirement,
+    /// claim province, estimate, postings and foreign periods (cli.md).
+    Entitlement {
+        worker: String,
+        /// The worker's key or an agency key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Count contribution months up to this date's month (YYYY-MM-DD) [default: today].
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Injury coverage at an instant: who answers, and under which scheme.
+    Coverage {
+        worker: String,
+        /// The worker's key or an agency key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The instant, RFC 3339 with offset, e.g. 2024-03-15T14:20:00+08:00.
+        #[arg(long)]
+        at: String,
+        /// Where the worker is at that instant (the place of the accident), e.g. CN-44.
+        #[arg(long)]
+        jurisdiction: String,
     },
     /// The node's view of the ledger: members, leader, log size, head.
     Status,
@@ -211,6 +237,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "{} event(s) of worker {worker}; signatures and batch lines verified",
                     list.len()
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Entitlement { worker, key, as_of } => {
+            let key = keys::load(key)?;
+            let mut client = connect(&cli.node).await?;
+            let (doc, log_size) = client.entitlement(worker, &key, as_of.as_deref()).await?;
+            if cli.json {
+                println!("{doc}");
+            } else {
+                print!("{}", render::entitlement(&doc, log_size));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Coverage {
+            worker,
+            key,
+            at,
+            jurisdiction,
+        } => {
+            let key = keys::load(key)?;
+            let mut client = connect(&cli.node).await?;
+            let (doc, _) = client.coverage(worker, &key, at, jurisdiction).await?;
+            if cli.json {
+                println!("{doc}");
+            } else {
+                print!("{}", render::coverage(&doc));
             }
             Ok(ExitCode::SUCCESS)
         }

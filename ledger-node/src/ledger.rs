@@ -112,10 +112,12 @@ fn open_store(
                     expected: expected.to_hex(),
                 });
             }
-            verify_log(store.as_ref(), marked).map_err(|why| LedgerError::Integrity {
+            let head = verify_log(store.as_ref(), marked).map_err(|why| LedgerError::Integrity {
                 dir: dir.display().to_string(),
                 why,
-            })?
+            })?;
+            crate::projection::ensure_current(store.as_ref())?;
+            head
         }
     };
     marker.write(&head).map_err(|source| LedgerError::Marker {

@@ -38,6 +38,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Rebuild the projection (the read model of entitlements) from the node's log. The node
+    /// must be stopped. Nodes also do this on start when their projection is missing or stale.
+    RebuildProjections {
+        /// The node's TOML config (its data dir is rebuilt).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +77,18 @@ fn main() -> ExitCode {
             Command::Run { config } => {
                 let cfg = NodeConfig::load(&config)?;
                 ledger_node::server::run(cfg).await
+            }
+            Command::RebuildProjections { config } => {
+                let cfg = NodeConfig::load(&config)?;
+                let started = std::time::Instant::now();
+                let n = ledger_node::projection::rebuild_in(&cfg.data_dir, |done, total| {
+                    eprintln!("replayed {done} of {total} events");
+                })?;
+                eprintln!(
+                    "projection rebuilt from {n} events in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
             }
         }
     });

@@ -64,6 +64,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let service = LedgerServer::new(NodeService::new(ledger.clone(), config.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let rights = ledger_proto::rights::rights_server::RightsServer::new(
+        crate::rights::RightsService::new(ledger.clone()),
+    );
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -75,6 +78,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)
+            .add_service(rights)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 async {

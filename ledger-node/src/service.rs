@@ -103,12 +103,22 @@ fn open_submitted(env: ledger_core::pb::Envelope, now: Instant) -> Result<Verifi
 }
 
 impl NodeService {
-    /// Checks a read token: a registered, unrevoked key that signed this subject recently.
     fn reader(
         &self,
         token: Option<pb::ReadToken>,
         subject: &str,
     ) -> Result<(PublicKeyBytes, KeyRecord), Status> {
+        reader(&self.ledger, token, subject)
+    }
+}
+
+/// Checks a read token: a registered, unrevoked key that signed this subject recently.
+pub(crate) fn reader(
+    ledger: &Ledger,
+    token: Option<pb::ReadToken>,
+    subject: &str,
+) -> Result<(PublicKeyBytes, KeyRecord), Status> {
+    {
         let t = token.ok_or_else(|| {
             Status::unauthenticated(
                 "reads need a key: pass --key with the worker's key or an agency key",
@@ -121,8 +131,7 @@ impl NodeService {
                 "read token issued {skew} s away from the node's clock (limit {READ_TOKEN_WINDOW_SECONDS} s); check the clocks"
             )));
         }
-        let rec: KeyRecord = match self
-            .ledger
+        let rec: KeyRecord = match ledger
             .store()
             .get(&keys::key(&pk))
             .map_err(|e| Status::internal(e.0))?
@@ -151,7 +160,9 @@ impl NodeService {
         .map_err(|_| Status::unauthenticated("read token signature does not verify"))?;
         Ok((pk, rec))
     }
+}
 
+impl NodeService {
     /// The stored event as sent to a reader; for a batch with `positions`, only those lines and
     /// their Merkle proofs, never the other workers' lines.
     fn stored_pb(&self, rec: StoredRecord, positions: Option<Vec<u32>>) -> pb::StoredEvent {

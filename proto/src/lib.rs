@@ -10,6 +10,11 @@ pub mod node {
     tonic::include_proto!("ledger.v1.node");
 }
 
+/// The projection's queries: entitlement and coverage (`proto/ledger/v1/rights.proto`).
+pub mod rights {
+    tonic::include_proto!("ledger.v1.rights");
+}
+
 /// The internal Raft service between nodes (`proto/ledger/v1/raft.proto`).
 pub mod raft {
     tonic::include_proto!("ledger.v1.raft");

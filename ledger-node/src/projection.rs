@@ -1,0 +1,104 @@
+//! Keeping the projection in step with the log: a store whose projection is missing or of
+//! another format version is rebuilt from its log at start-up, and `ledger-node
+//! rebuild-projections` rebuilds it on demand. A rebuild clears the projection, replays every
+//! event in chunks (progress in the log), and writes the version last, so an interrupted rebuild
+//! simply starts again on the next start.
+
+use ledger_core::projection::{self, PROJECTION_VERSION};
+use ledger_core::rulebook::Rulebook;
+use ledger_core::state::{self, Writes};
+
+use crate::store::{Store, StoreError};
+
+/// Events replayed per committed chunk.
+pub const REBUILD_CHUNK_EVENTS: u64 = 10_000;
+
+fn fault(e: ledger_core::state::StoreFault) -> StoreError {
+    StoreError::Io(e.0)
+}
+
+/// True when the stored projection is of this build's format.
+pub fn is_current(store: &dyn Store) -> Result<bool, StoreError> {
+    Ok(store.get(projection::keys::VERSION).map_err(fault)?.as_deref()
+        == Some(&PROJECTION_VERSION.to_be_bytes()[..]))
+}
+
+/// Rebuilds the projection from the log; `progress(done, total)` after each chunk. Returns the
+/// number of events replayed.
+pub fn rebuild(store: &dyn Store, mut progress: impl FnMut(u64, u64)) -> Result<u64, StoreError> {
+    let mut clear = Writes::new();
+    for prefix in [&[projection::keys::FACT][..], &[projection::keys::PUBLISHED][..]] {
+        for (k, _) in store.scan_prefix(prefix).map_err(fault)? {
+            clear.insert(k, None);
+        }
+    }
+    clear.insert(projection::keys::VERSION.to_vec(), None);
+    // A ledger created before rulebooks were stored gets this build's.
+    if store.get(projection::keys::RULEBOOK).map_err(fault)?.is_none() {
+        clear.insert(
+            projection::keys::RULEBOOK.to_vec(),
+            Some(Rulebook::builtin().to_bytes()),
+        );
+    }
+    store.commit(&clear)?;
+    let head = state::read_head(store).map_err(fault)?;
+    let mut from = 1;
+    while from <= head.size {
+        let to = (from + REBUILD_CHUNK_EVENTS - 1).min(head.size);
+        let w = projection::replay(store, from, to).map_err(fault)?;
+        store.commit(&w)?;
+        progress(to, head.size);
+        from = to + 1;
+    }
+    let mut done = Writes::new();
+    done.insert(
+        projection::keys::VERSION.to_vec(),
+        Some(PROJECTION_VERSION.to_be_bytes().to_vec()),
+    );
+    store.commit(&done)?;
+    Ok(head.size)
+}
+
+/// Rebuilds when the stored projection is missing or stale, logging progress.
+pub fn ensure_current(store: &dyn Store) -> Result<(), StoreError> {
+    if is_current(store)? {
+        return Ok(());
+    }
+    tracing::info!("the projection is missing or of another version; rebuilding it from the log");
+    let n = rebuild(store, |done, total| {
+        tracing::info!(done, total, "rebuilding the projection");
+    })?;
+    tracing::info!(events = n, "projection rebuilt");
+    Ok(())
+}
+
+/// Opens the stopped node's store under `dir`, verifies its log, and rebuilds the projection.
+pub fn rebuild_in(
+    dir: &std::path::Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<u64, crate::ledger::LedgerError> {
+    let path = dir.join("store");
+    if !path.exists() {
+        return Err(StoreError::Io(format!(
+            "{} holds no ledger store; check the config's data_dir",
+            dir.display()
+        ))
+        .into());
+    }
+    let store = crate::store::SledStore::open(&path).map_err(|e| {
+        StoreError::Io(format!(
+            "{e} (is the node still running? stop it before rebuilding)"
+        ))
+    })?;
+    let (_, marked) = crate::head_marker::HeadMarker::open(&dir.join("head")).map_err(|source| {
+        crate::ledger::LedgerError::Marker {
+            path: dir.join("head").display().to_string(),
+            source,
+        }
+    })?;
+    crate::ledger::verify_log(&store, marked).map_err(|why| crate::ledger::LedgerError::Integrity {
+        dir: dir.display().to_string(),
+        why,
+    })?;
+    Ok(rebuild(&store, progress)?)
+}

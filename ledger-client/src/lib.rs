@@ -215,8 +215,9 @@ impl Client {
             })
             .await?
             .into_inner();
-        let doc = serde_json::from_str(&r.json)
-            .map_err(|e| ClientError::Invalid(format!("the node sent a bad coverage answer: {e}")))?;
+        let doc = serde_json::from_str(&r.json).map_err(|e| {
+            ClientError::Invalid(format!("the node sent a bad coverage answer: {e}"))
+        })?;
         Ok((doc, r.log_size))
     }
 

@@ -53,7 +53,11 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
         map_list(&p["temporary_account_months"], " months")
     );
     let _ = writeln!(o, "  duplicate months     {}", list(&p["duplicate_months"]));
-    let _ = writeln!(o, "  relation             {}", s(&p["relation_jurisdiction"]));
+    let _ = writeln!(
+        o,
+        "  relation             {}",
+        s(&p["relation_jurisdiction"])
+    );
     let _ = writeln!(o, "  individual account   {}", s(&p["individual_account"]));
     match p["transfers"].as_array() {
         Some(ts) if !ts.is_empty() => {
@@ -199,10 +203,18 @@ pub fn coverage(d: &Value) -> String {
             s(&d["insurer"])
         );
         if !d["platform"].is_null() {
-            let _ = writeln!(o, "  order {} for platform {}", s(&d["order"]), s(&d["platform"]));
+            let _ = writeln!(
+                o,
+                "  order {} for platform {}",
+                s(&d["order"]),
+                s(&d["platform"])
+            );
         }
     } else {
-        let _ = writeln!(o, "{head}: not covered (no contract, insured month or pilot order)");
+        let _ = writeln!(
+            o,
+            "{head}: not covered (no contract, insured month or pilot order)"
+        );
     }
     o
 }

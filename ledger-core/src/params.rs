@@ -65,9 +65,9 @@ pub fn check_parameter(name: &str, value: &Value) -> Result<(), String> {
 const MAX_COUNT: u64 = 1200;
 
 fn count(name: &str, v: &Value) -> Result<u64, String> {
-    v.as_u64()
-        .filter(|n| *n <= MAX_COUNT)
-        .ok_or(format!("{name} must be a whole number from 0 to {MAX_COUNT}"))
+    v.as_u64().filter(|n| *n <= MAX_COUNT).ok_or(format!(
+        "{name} must be a whole number from 0 to {MAX_COUNT}"
+    ))
 }
 
 /// An object with exactly the `fields`, in any order.
@@ -76,9 +76,10 @@ fn object<'a>(
     v: &'a Value,
     fields: &[&str],
 ) -> Result<&'a serde_json::Map<String, Value>, String> {
-    let obj = v
-        .as_object()
-        .ok_or(format!("{name} must be an object with the fields {}", fields.join(", ")))?;
+    let obj = v.as_object().ok_or(format!(
+        "{name} must be an object with the fields {}",
+        fields.join(", ")
+    ))?;
     if obj.len() != fields.len() || fields.iter().any(|f| !obj.contains_key(*f)) {
         return Err(format!(
             "{name} must have exactly the fields {}",
@@ -139,7 +140,11 @@ fn check_parameter_shape(name: &str, shape: Shape, value: &Value) -> Result<(), 
         Shape::RetirementSchedule => {
             let obj = object(name, value, &["men", "women_55", "women_50"])?;
             for (cat, v) in obj {
-                let f = object(&format!("{name}.{cat}"), v, &["original_age", "first_affected", "step", "max_delay"])?;
+                let f = object(
+                    &format!("{name}.{cat}"),
+                    v,
+                    &["original_age", "first_affected", "step", "max_delay"],
+                )?;
                 for (k, v) in f {
                     let path = format!("{name}.{cat}.{k}");
                     if k == "first_affected" {
@@ -168,10 +173,9 @@ fn check_parameter_shape(name: &str, shape: Shape, value: &Value) -> Result<(), 
             Ok(())
         }
         Shape::Divisors => {
-            let obj = value
-                .as_object()
-                .filter(|o| !o.is_empty())
-                .ok_or(format!("{name} must map completed ages to months, e.g. {{\"60\": 139}}"))?;
+            let obj = value.as_object().filter(|o| !o.is_empty()).ok_or(format!(
+                "{name} must map completed ages to months, e.g. {{\"60\": 139}}"
+            ))?;
             for (age, v) in obj {
                 let a: u32 = age
                     .parse()

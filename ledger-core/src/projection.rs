@@ -137,7 +137,9 @@ pub fn line_fact(kind: &EventKind, line: &Line) -> Option<(WorkerId, FactKind)> 
         (EventKind::ContributionsDeclared(d), Line::Contribution(l)) => {
             Some((l.worker.clone(), contribution_fact(d, l)))
         }
-        (EventKind::PlatformOrders(p), Line::Order(l)) => Some((l.worker.clone(), order_fact(p, l))),
+        (EventKind::PlatformOrders(p), Line::Order(l)) => {
+            Some((l.worker.clone(), order_fact(p, l)))
+        }
         _ => None,
     }
 }
@@ -184,9 +186,7 @@ pub fn facts_of(
             .map(|(i, l)| (l.worker.to_string(), i as u32, order_fact(p, l)))
             .collect(),
         EventKind::InjuryOccurred(e) => one(&e.worker, FactKind::Injury(e.clone())),
-        EventKind::CoverageCertificateIssued(e) => {
-            one(&e.worker, FactKind::Certificate(e.clone()))
-        }
+        EventKind::CoverageCertificateIssued(e) => one(&e.worker, FactKind::Certificate(e.clone())),
         EventKind::WorkPermitLinked(e) => one(&e.worker, FactKind::Permit(e.clone())),
         EventKind::TransferRequested(e) => one(&e.worker, FactKind::TransferRequested(e.clone())),
         EventKind::TransferCompleted(e) => {
@@ -328,9 +328,12 @@ pub fn published(view: &dyn StateRead) -> Result<Vec<Published>, StoreFault> {
 
 /// The rulebook the ledger was created with.
 pub fn rulebook(view: &dyn StateRead) -> Result<Rulebook, StoreFault> {
-    let b = view
-        .get(keys::RULEBOOK)?
-        .ok_or_else(|| StoreFault("the ledger holds no rulebook (created before rulebooks; rebuild it from genesis)".into()))?;
+    let b = view.get(keys::RULEBOOK)?.ok_or_else(|| {
+        StoreFault(
+            "the ledger holds no rulebook (created before rulebooks; rebuild it from genesis)"
+                .into(),
+        )
+    })?;
     Rulebook::from_bytes(&b).map_err(StoreFault)
 }
 

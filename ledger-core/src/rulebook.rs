@@ -17,20 +17,62 @@ use crate::time::Date;
 /// The rulebook files shipped with this build: (file name, text).
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("CN.toml", include_str!("../../rulebook/CN.toml")),
-    ("agreements/CN-DE.toml", include_str!("../../rulebook/agreements/CN-DE.toml")),
-    ("agreements/CN-KR.toml", include_str!("../../rulebook/agreements/CN-KR.toml")),
-    ("agreements/CN-DK.toml", include_str!("../../rulebook/agreements/CN-DK.toml")),
-    ("agreements/CN-FI.toml", include_str!("../../rulebook/agreements/CN-FI.toml")),
-    ("agreements/CN-CA.toml", include_str!("../../rulebook/agreements/CN-CA.toml")),
-    ("agreements/CN-CH.toml", include_str!("../../rulebook/agreements/CN-CH.toml")),
-    ("agreements/CN-NL.toml", include_str!("../../rulebook/agreements/CN-NL.toml")),
-    ("agreements/CN-FR.toml", include_str!("../../rulebook/agreements/CN-FR.toml")),
-    ("agreements/CN-ES.toml", include_str!("../../rulebook/agreements/CN-ES.toml")),
-    ("agreements/CN-LU.toml", include_str!("../../rulebook/agreements/CN-LU.toml")),
-    ("agreements/CN-JP.toml", include_str!("../../rulebook/agreements/CN-JP.toml")),
-    ("agreements/CN-RS.toml", include_str!("../../rulebook/agreements/CN-RS.toml")),
-    ("agreements/CN-KG.toml", include_str!("../../rulebook/agreements/CN-KG.toml")),
-    ("agreements/EU-883.toml", include_str!("../../rulebook/agreements/EU-883.toml")),
+    (
+        "agreements/CN-DE.toml",
+        include_str!("../../rulebook/agreements/CN-DE.toml"),
+    ),
+    (
+        "agreements/CN-KR.toml",
+        include_str!("../../rulebook/agreements/CN-KR.toml"),
+    ),
+    (
+        "agreements/CN-DK.toml",
+        include_str!("../../rulebook/agreements/CN-DK.toml"),
+    ),
+    (
+        "agreements/CN-FI.toml",
+        include_str!("../../rulebook/agreements/CN-FI.toml"),
+    ),
+    (
+        "agreements/CN-CA.toml",
+        include_str!("../../rulebook/agreements/CN-CA.toml"),
+    ),
+    (
+        "agreements/CN-CH.toml",
+        include_str!("../../rulebook/agreements/CN-CH.toml"),
+    ),
+    (
+        "agreements/CN-NL.toml",
+        include_str!("../../rulebook/agreements/CN-NL.toml"),
+    ),
+    (
+        "agreements/CN-FR.toml",
+        include_str!("../../rulebook/agreements/CN-FR.toml"),
+    ),
+    (
+        "agreements/CN-ES.toml",
+        include_str!("../../rulebook/agreements/CN-ES.toml"),
+    ),
+    (
+        "agreements/CN-LU.toml",
+        include_str!("../../rulebook/agreements/CN-LU.toml"),
+    ),
+    (
+        "agreements/CN-JP.toml",
+        include_str!("../../rulebook/agreements/CN-JP.toml"),
+    ),
+    (
+        "agreements/CN-RS.toml",
+        include_str!("../../rulebook/agreements/CN-RS.toml"),
+    ),
+    (
+        "agreements/CN-KG.toml",
+        include_str!("../../rulebook/agreements/CN-KG.toml"),
+    ),
+    (
+        "agreements/EU-883.toml",
+        include_str!("../../rulebook/agreements/EU-883.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,7 +181,10 @@ impl Rulebook {
                     check_parameter(&v.name, &v.value)
                         .map_err(|e| fail(format!("{} from {}: {e}", v.name, v.effective)))?;
                     if v.source.trim().is_empty() {
-                        return Err(fail(format!("{} from {} names no source", v.name, v.effective)));
+                        return Err(fail(format!(
+                            "{} from {} names no source",
+                            v.name, v.effective
+                        )));
                     }
                     values.push(RuleValue {
                         jurisdiction: f.jurisdiction.clone(),
@@ -156,8 +201,13 @@ impl Rulebook {
         });
         for w in values.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            let same_wage_year = a.name != "average_wage" || a.value.get("year") == b.value.get("year");
-            if a.jurisdiction == b.jurisdiction && a.name == b.name && a.effective == b.effective && same_wage_year {
+            let same_wage_year =
+                a.name != "average_wage" || a.value.get("year") == b.value.get("year");
+            if a.jurisdiction == b.jurisdiction
+                && a.name == b.name
+                && a.effective == b.effective
+                && same_wage_year
+            {
                 return Err(RulebookError {
                     file: a.jurisdiction.to_string(),
                     message: format!("{} has two values effective {}", a.name, a.effective),
@@ -192,7 +242,10 @@ fn check_agreement(a: &Agreement) -> Result<(), String> {
         return Err(format!("{name}: needs two or more distinct parties"));
     }
     for p in &a.parties {
-        if Jurisdiction::new(p.clone()).map(|j| j.is_province()).unwrap_or(true) {
+        if Jurisdiction::new(p.clone())
+            .map(|j| j.is_province())
+            .unwrap_or(true)
+        {
             return Err(format!("{name}: party {p:?} is not a country code"));
         }
     }
@@ -216,8 +269,16 @@ mod tests {
     fn builtin_rulebook_loads_and_names_every_source() {
         let r = Rulebook::builtin();
         assert!(r.values.iter().all(|v| !v.source.is_empty()));
-        assert_eq!(r.agreements.len(), 14, "13 Chinese agreements and EU 883/2004");
-        let de = r.agreements.iter().find(|a| a.agreement == "CN-DE").expect("CN-DE");
+        assert_eq!(
+            r.agreements.len(),
+            14,
+            "13 Chinese agreements and EU 883/2004"
+        );
+        let de = r
+            .agreements
+            .iter()
+            .find(|a| a.agreement == "CN-DE")
+            .expect("CN-DE");
         assert_eq!((de.max_months, de.extended_max_months), (48, 96));
         assert_eq!(Rulebook::from_bytes(&r.to_bytes()).expect("round trip"), r);
     }
@@ -232,9 +293,17 @@ mod tests {
 
     #[test]
     fn no_chinese_agreement_exempts_injury_medical_or_maternity() {
-        for a in Rulebook::builtin().agreements.iter().filter(|a| a.parties.iter().any(|p| p == "CN")) {
+        for a in Rulebook::builtin()
+            .agreements
+            .iter()
+            .filter(|a| a.parties.iter().any(|p| p == "CN"))
+        {
             for b in &a.branches {
-                assert!(matches!(b, Scheme::Pension | Scheme::Unemployment), "{} exempts {b:?}", a.agreement);
+                assert!(
+                    matches!(b, Scheme::Pension | Scheme::Unemployment),
+                    "{} exempts {b:?}",
+                    a.agreement
+                );
             }
         }
     }

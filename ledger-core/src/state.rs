@@ -388,7 +388,10 @@ impl StateRead for Overlay<'_> {
     }
 }
 
-fn get_json<T: DeserializeOwned>(view: &dyn StateRead, key: &[u8]) -> Result<Option<T>, StoreFault> {
+fn get_json<T: DeserializeOwned>(
+    view: &dyn StateRead,
+    key: &[u8],
+) -> Result<Option<T>, StoreFault> {
     view.get(key)?
         .map(|b| serde_json::from_slice(&b).map_err(|e| StoreFault(format!("state record: {e}"))))
         .transpose()
@@ -493,8 +496,10 @@ pub fn project_event(
                 .get(&keys::event(t_index))?
                 .ok_or_else(|| StoreFault(format!("event {t_index} missing")))?;
             let rec = StoredRecord::decode(&b)?;
-            let body = wire::decode_event(&rec.envelope.body, &rec.envelope.lines)
-                .map_err(|e| StoreFault(format!("stored event {t_index} no longer decodes: {e}")))?;
+            let body =
+                wire::decode_event(&rec.envelope.body, &rec.envelope.lines).map_err(|e| {
+                    StoreFault(format!("stored event {t_index} no longer decodes: {e}"))
+                })?;
             Some((t_index, body.kind))
         }
         _ => None,
@@ -1134,31 +1139,45 @@ fn same_identity(old: &EventKind, new: &EventKind) -> Result<(), String> {
     if old.workers() != new.workers() {
         return Err("a replacement keeps the event's workers (and their line positions); void the event and submit a new one instead".into());
     }
-    let same = match (old, new) {
-        (EventKind::ContractRegistered(a), EventKind::ContractRegistered(b)) => a.contract == b.contract,
-        (EventKind::ContractEnded(a), EventKind::ContractEnded(b)) => a.contract == b.contract,
-        (EventKind::TransferRequested(a), EventKind::TransferRequested(b)) => a.transfer == b.transfer,
-        (EventKind::TransferCompleted(_), _) => {
-            return Err("a transfer_completed cannot be replaced; void it and complete the transfer again".into())
-        }
-        (EventKind::ContributionsDeclared(a), EventKind::ContributionsDeclared(b)) => {
-            a.employer == b.employer
-                && a.jurisdiction == b.jurisdiction
-                && a.period == b.period
-                && a.back_pay == b.back_pay
-                && a.lines.iter().map(|l| l.scheme).eq(b.lines.iter().map(|l| l.scheme))
-        }
-        (EventKind::FlexibleContribution(a), EventKind::FlexibleContribution(b)) => {
-            a.jurisdiction == b.jurisdiction && a.period == b.period && a.scheme == b.scheme
-        }
-        (EventKind::PlatformOrders(a), EventKind::PlatformOrders(b)) => {
-            a.platform == b.platform
-                && a.jurisdiction == b.jurisdiction
-                && a.lines.iter().map(|l| &l.order).eq(b.lines.iter().map(|l| &l.order))
-        }
-        (EventKind::ParametersPublished(a), EventKind::ParametersPublished(b)) => a.jurisdiction == b.jurisdiction,
-        _ => true,
-    };
+    let same =
+        match (old, new) {
+            (EventKind::ContractRegistered(a), EventKind::ContractRegistered(b)) => {
+                a.contract == b.contract
+            }
+            (EventKind::ContractEnded(a), EventKind::ContractEnded(b)) => a.contract == b.contract,
+            (EventKind::TransferRequested(a), EventKind::TransferRequested(b)) => {
+                a.transfer == b.transfer
+            }
+            (EventKind::TransferCompleted(_), _) => return Err(
+                "a transfer_completed cannot be replaced; void it and complete the transfer again"
+                    .into(),
+            ),
+            (EventKind::ContributionsDeclared(a), EventKind::ContributionsDeclared(b)) => {
+                a.employer == b.employer
+                    && a.jurisdiction == b.jurisdiction
+                    && a.period == b.period
+                    && a.back_pay == b.back_pay
+                    && a.lines
+                        .iter()
+                        .map(|l| l.scheme)
+                        .eq(b.lines.iter().map(|l| l.scheme))
+            }
+            (EventKind::FlexibleContribution(a), EventKind::FlexibleContribution(b)) => {
+                a.jurisdiction == b.jurisdiction && a.period == b.period && a.scheme == b.scheme
+            }
+            (EventKind::PlatformOrders(a), EventKind::PlatformOrders(b)) => {
+                a.platform == b.platform
+                    && a.jurisdiction == b.jurisdiction
+                    && a.lines
+                        .iter()
+                        .map(|l| &l.order)
+                        .eq(b.lines.iter().map(|l| &l.order))
+            }
+            (EventKind::ParametersPublished(a), EventKind::ParametersPublished(b)) => {
+                a.jurisdiction == b.jurisdiction
+            }
+            _ => true,
+        };
     if same {
         Ok(())
     } else {
@@ -1282,7 +1301,9 @@ fn correction(
                 }
                 match new.as_ref() {
                     EventKind::ContractRegistered(n) => {
-                        if let Some(mut rec) = st.get_json::<ContractRecord>(&contract_key(n.contract.as_str()))? {
+                        if let Some(mut rec) =
+                            st.get_json::<ContractRecord>(&contract_key(n.contract.as_str()))?
+                        {
                             rec.start = n.start;
                             rec.employer = n.employer.to_string();
                             rec.jurisdiction = n.jurisdiction.clone();
@@ -1290,7 +1311,9 @@ fn correction(
                         }
                     }
                     EventKind::TransferRequested(n) => {
-                        if let Some(mut rec) = st.get_json::<TransferRecord>(&transfer_key(n.transfer.as_str()))? {
+                        if let Some(mut rec) =
+                            st.get_json::<TransferRecord>(&transfer_key(n.transfer.as_str()))?
+                        {
                             if rec.completed_at.is_some() {
                                 return Ok(Err(Refusal::InvalidField(format!(
                                     "transfer {} is completed; void its completion before changing the request",
@@ -1309,7 +1332,9 @@ fn correction(
                 match &body.kind {
                     EventKind::TransferCompleted(t) => {
                         // The transfer may complete again, with the right amounts.
-                        if let Some(mut rec) = st.get_json::<TransferRecord>(&transfer_key(t.transfer.as_str()))? {
+                        if let Some(mut rec) =
+                            st.get_json::<TransferRecord>(&transfer_key(t.transfer.as_str()))?
+                        {
                             rec.completed_at = None;
                             st.put_json(transfer_key(t.transfer.as_str()), &rec);
                         }

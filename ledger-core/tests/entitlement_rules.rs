@@ -62,11 +62,16 @@ impl Career {
         };
         let mut c = c;
         for j in PLACES {
-            c.ok(key_registered(j, Role::Employer, &employer_of(j), &employer_key(j)), &agency(j));
+            c.ok(
+                key_registered(j, Role::Employer, &employer_of(j), &employer_key(j)),
+                &agency(j),
+            );
         }
         for p in ["Meituan", "Didi"] {
             for j in ["CN-44", "CN-33"] {
-                let k = SigningKey::from_bytes(&[if p == "Meituan" { 90 } else { 91 } + if j == "CN-44" { 0 } else { 2 }; 32]);
+                let k = SigningKey::from_bytes(
+                    &[if p == "Meituan" { 90 } else { 91 } + if j == "CN-44" { 0 } else { 2 }; 32],
+                );
                 c.ok(key_registered(j, Role::Platform, p, &k), &agency(j));
             }
         }
@@ -89,7 +94,14 @@ impl Career {
         }
     }
 
-    fn person(&mut self, w: &str, sex: Sex, birth: &str, category: Option<u32>, hukou: Option<&str>) {
+    fn person(
+        &mut self,
+        w: &str,
+        sex: Sex,
+        birth: &str,
+        category: Option<u32>,
+        hukou: Option<&str>,
+    ) {
         let kind = EventKind::PersonRegistered(PersonRegistered {
             worker: worker(w),
             jurisdiction: ju("CN-44"),
@@ -199,21 +211,35 @@ fn migrant_across_three_provinces_claims_where_ten_years_were_paid() {
     //   CN-11 2015-01..2019-12:  60 months, base 6000.00, employee 480.00
     let mut c = Career::new();
     c.person("M-1", Sex::Male, "1975-03-09", None, Some("CN-43"));
-    c.months("M-1", "CN-44", "2000-01", "2009-12", "3000.00", "600.00", "240.00");
+    c.months(
+        "M-1", "CN-44", "2000-01", "2009-12", "3000.00", "600.00", "240.00",
+    );
     c.transfer("T-1", "M-1", "CN-44", "CN-33", "2010-01");
     // The relation carries 120 × 240 = 28800.00 of account and 12% × 120 × 3000 = 43200.00.
     let wrong = c.complete("T-1", "CN-44", "28800.00", "43199.99");
-    let Outcome::Refused(r) = wrong else { panic!("a wrong pooled fund must be refused") };
+    let Outcome::Refused(r) = wrong else {
+        panic!("a wrong pooled fund must be refused")
+    };
     assert_eq!(r.code(), "amount_mismatch");
     assert!(r.to_string().contains("43200.00"), "{r}");
-    assert!(matches!(c.complete("T-1", "CN-44", "28800.00", "43200.00"), Outcome::Appended(_)));
-    c.months("M-1", "CN-33", "2010-01", "2014-12", "5000.00", "1000.00", "400.00");
+    assert!(matches!(
+        c.complete("T-1", "CN-44", "28800.00", "43200.00"),
+        Outcome::Appended(_)
+    ));
+    c.months(
+        "M-1", "CN-33", "2010-01", "2014-12", "5000.00", "1000.00", "400.00",
+    );
     c.transfer("T-2", "M-1", "CN-33", "CN-11", "2015-01");
     // Everything the relation holds moves on: 28800 + 60 × 400 = 52800.00 of account, and the
     // pooled fund of every base since 1998-01 it carries, received months included:
     // 12% × (360000 + 60 × 5000) = 12% × 660000 = 79200.00.
-    assert!(matches!(c.complete("T-2", "CN-33", "52800.00", "79200.00"), Outcome::Appended(_)));
-    c.months("M-1", "CN-11", "2015-01", "2019-12", "6000.00", "1200.00", "480.00");
+    assert!(matches!(
+        c.complete("T-2", "CN-33", "52800.00", "79200.00"),
+        Outcome::Appended(_)
+    ));
+    c.months(
+        "M-1", "CN-11", "2015-01", "2019-12", "6000.00", "1200.00", "480.00",
+    );
 
     let e = c.entitlement("M-1", "2026-01-01");
     let p = &e.pension;
@@ -237,7 +263,10 @@ fn migrant_across_three_provinces_claims_where_ten_years_were_paid() {
     // Relation CN-11 (60 months) is not the hukou and holds < 120; of the earlier relation
     // places, CN-33 (60) does not qualify and CN-44 (120) does: the claim goes back to CN-44.
     assert_eq!(p.claim_jurisdiction, Some(ju("CN-44")));
-    let ct = p.claim_transfer.as_ref().expect("the relation moves at claim");
+    let ct = p
+        .claim_transfer
+        .as_ref()
+        .expect("the relation moves at claim");
     assert_eq!(ct.from, Some(ju("CN-11")));
     assert_eq!(ct.to, ju("CN-44"));
     assert_eq!(amount(ct.individual_account), "81600.00");
@@ -256,11 +285,18 @@ fn without_ten_years_anywhere_the_claim_falls_to_the_hukou_province() {
     // Hukou CN-51; 60 months in CN-44 (base 4000, ee 320), transfer, 60 months in CN-33.
     let mut c = Career::new();
     c.person("M-2", Sex::Male, "1980-01-01", None, Some("CN-51"));
-    c.months("M-2", "CN-44", "2010-01", "2014-12", "4000.00", "640.00", "320.00");
+    c.months(
+        "M-2", "CN-44", "2010-01", "2014-12", "4000.00", "640.00", "320.00",
+    );
     c.transfer("T-3", "M-2", "CN-44", "CN-33", "2015-01");
     // 60 × 320 = 19200.00; 12% × 60 × 4000 = 28800.00
-    assert!(matches!(c.complete("T-3", "CN-44", "19200.00", "28800.00"), Outcome::Appended(_)));
-    c.months("M-2", "CN-33", "2015-01", "2019-12", "4000.00", "640.00", "320.00");
+    assert!(matches!(
+        c.complete("T-3", "CN-44", "19200.00", "28800.00"),
+        Outcome::Appended(_)
+    ));
+    c.months(
+        "M-2", "CN-33", "2015-01", "2019-12", "4000.00", "640.00", "320.00",
+    );
     let p = c.entitlement("M-2", "2026-01-01").pension;
     assert_eq!(p.claim_jurisdiction, Some(ju("CN-51")));
     let ct = p.claim_transfer.expect("gathered in the hukou province");
@@ -284,11 +320,19 @@ fn a_woman_over_forty_outside_her_hukou_province_holds_a_temporary_account() {
     // er 800, ee 400); the relation stays in CN-51.
     let mut c = Career::new();
     c.person("F-1", Sex::Female, "1970-06-20", Some(50), Some("CN-51"));
-    c.months("F-1", "CN-51", "2000-01", "2011-12", "3000.00", "600.00", "240.00");
-    c.months("F-1", "CN-44", "2012-01", "2016-12", "5000.00", "800.00", "400.00");
+    c.months(
+        "F-1", "CN-51", "2000-01", "2011-12", "3000.00", "600.00", "240.00",
+    );
+    c.months(
+        "F-1", "CN-44", "2012-01", "2016-12", "5000.00", "800.00", "400.00",
+    );
     let p = c.entitlement("F-1", "2026-01-01").pension;
     assert_eq!(p.insured_months, 204);
-    assert_eq!(p.months_by_jurisdiction.get("CN-44"), Some(&60), "temporary months still count");
+    assert_eq!(
+        p.months_by_jurisdiction.get("CN-44"),
+        Some(&60),
+        "temporary months still count"
+    );
     assert_eq!(p.temporary_account_months.get("CN-44"), Some(&60));
     assert_eq!(p.relation_jurisdiction, Some(ju("CN-51")));
     // Account: 144 × 240 + 60 × 400 = 34560 + 24000 = 58560.00 (temporary account included)
@@ -305,16 +349,23 @@ fn a_woman_over_forty_outside_her_hukou_province_holds_a_temporary_account() {
     assert_eq!(ct.temporary_accounts.len(), 1);
     let t = &ct.temporary_accounts[0];
     assert_eq!((t.jurisdiction.as_str(), t.months), ("CN-44", 60));
-    assert_eq!((amount(t.employer_amount), amount(t.employee_amount)), ("48000.00".into(), "24000.00".into()));
+    assert_eq!(
+        (amount(t.employer_amount), amount(t.employee_amount)),
+        ("48000.00".into(), "24000.00".into())
+    );
 }
 
 #[test]
 fn duplicate_months_count_once_and_first_committed_keeps_the_month() {
     let mut c = Career::new();
     c.person("D-1", Sex::Male, "1990-01-01", None, Some("CN-44"));
-    c.months("D-1", "CN-44", "2020-01", "2020-12", "5000.00", "800.00", "400.00");
+    c.months(
+        "D-1", "CN-44", "2020-01", "2020-12", "5000.00", "800.00", "400.00",
+    );
     // CN-33 also declares 2020-12 and 2021-01: 2020-12 is a duplicate (CN-44 was first).
-    c.months("D-1", "CN-33", "2020-12", "2021-01", "5000.00", "800.00", "400.00");
+    c.months(
+        "D-1", "CN-33", "2020-12", "2021-01", "5000.00", "800.00", "400.00",
+    );
     let p = c.entitlement("D-1", "2026-01-01").pension;
     assert_eq!(p.insured_months, 13);
     assert_eq!(p.duplicate_months, vec![month("2020-12")]);
@@ -330,11 +381,21 @@ fn a_monthly_estimate_with_a_known_divisor() {
     // CN-44 publishes an average monthly wage of 8000.00 for every year 2009..2023.
     let mut c = Career::new();
     c.person("P-1", Sex::Male, "1964-06-01", None, Some("CN-44"));
-    c.months("P-1", "CN-44", "2009-01", "2023-12", "4000.00", "640.00", "320.00");
+    c.months(
+        "P-1", "CN-44", "2009-01", "2023-12", "4000.00", "640.00", "320.00",
+    );
     let before = c.entitlement("P-1", "2026-01-01").pension;
-    assert!(before.estimated_monthly.is_none(), "no wage known: no estimate");
+    assert!(
+        before.estimated_monthly.is_none(),
+        "no wage known: no estimate"
+    );
     for year in 2009..=2023 {
-        c.publish("CN-44", "2024-01-01", "average_wage", serde_json::json!({"year": year, "monthly": "8000.00"}));
+        c.publish(
+            "CN-44",
+            "2024-01-01",
+            "average_wage",
+            serde_json::json!({"year": year, "monthly": "8000.00"}),
+        );
     }
     let p = c.entitlement("P-1", "2026-01-01").pension;
     let e = p.estimated_monthly.expect("every wage is known");
@@ -348,7 +409,10 @@ fn a_monthly_estimate_with_a_known_divisor() {
     // 4000 is 50% of 8000, under the 60% floor: every month is flagged.
     assert!(e.total.minor() > 0);
     let flags = c.entitlement("P-1", "2026-01-01").flags;
-    assert!(flags.contains(&"base_below_floor:CN-44:2009-03".to_string()), "{flags:?}");
+    assert!(
+        flags.contains(&"base_below_floor:CN-44:2009-03".to_string()),
+        "{flags:?}"
+    );
 }
 
 #[test]
@@ -370,20 +434,36 @@ fn a_late_insuring_employer_pays_until_the_back_pay() {
     );
     // January insured in time, February only by a later back-pay, March not at all.
     let jan = c.line("L-1", Scheme::Injury, "5000.00", "25.00", "0.00");
-    c.ok(declaration("E-CN-44", "CN-44", "2024-01", vec![jan], false), &employer_key("CN-44"));
+    c.ok(
+        declaration("E-CN-44", "CN-44", "2024-01", vec![jan], false),
+        &employer_key("CN-44"),
+    );
     let feb = c.line("L-1", Scheme::Injury, "5000.00", "25.00", "0.00");
-    c.ok(declaration("E-CN-44", "CN-44", "2024-02", vec![feb], true), &employer_key("CN-44"));
+    c.ok(
+        declaration("E-CN-44", "CN-44", "2024-02", vec![feb], true),
+        &employer_key("CN-44"),
+    );
     let at = |d: &str| format!("{d}T10:00:00+08:00");
     let jan = c.coverage("L-1", &at("2024-01-15"), "CN-44");
-    assert_eq!((jan.basis, jan.payer, jan.covered), ("employment_injury_insurance", "fund", true));
+    assert_eq!(
+        (jan.basis, jan.payer, jan.covered),
+        ("employment_injury_insurance", "fund", true)
+    );
     assert_eq!(jan.insurer, Some(ju("CN-44")));
     let feb = c.coverage("L-1", &at("2024-02-15"), "CN-44");
     assert_eq!(feb.payer, "employer_then_fund");
     let mar = c.coverage("L-1", &at("2024-03-15"), "CN-33");
-    assert_eq!((mar.payer, mar.covered), ("employer", true), "uninsured, still a work injury");
+    assert_eq!(
+        (mar.payer, mar.covered),
+        ("employer", true),
+        "uninsured, still a work injury"
+    );
     // Before the contract: nothing.
     let before = c.coverage("L-1", &at("2023-12-15"), "CN-44");
-    assert_eq!((before.basis, before.payer, before.covered, before.insurer), ("none", "none", false, None));
+    assert_eq!(
+        (before.basis, before.payer, before.covered, before.insurer),
+        ("none", "none", false, None)
+    );
 }
 
 fn orders(c: &mut Career, platform: &str, j: &str, key_seed: u8, day: &str, order: &str) {
@@ -416,16 +496,43 @@ fn a_rider_is_covered_only_inside_order_windows_in_pilot_provinces_and_platforms
     orders(&mut c, "Didi", "CN-44", 91, "2025-08-16", "D2");
     let cov = |c: &Career, at: &str, j: &str| c.coverage("R-1", at, j);
     let inside = cov(&c, "2024-03-15T12:20:00+08:00", "CN-44");
-    assert_eq!((inside.basis, inside.payer), ("occupational_injury_pilot", "fund"));
-    assert_eq!((inside.platform.as_deref(), inside.order.as_deref()), (Some("Meituan"), Some("M1")));
+    assert_eq!(
+        (inside.basis, inside.payer),
+        ("occupational_injury_pilot", "fund")
+    );
+    assert_eq!(
+        (inside.platform.as_deref(), inside.order.as_deref()),
+        (Some("Meituan"), Some("M1"))
+    );
     assert_eq!(inside.insurer, Some(ju("CN-44")));
-    assert!(!cov(&c, "2024-03-15T12:41:00+08:00", "CN-44").covered, "after completed_at");
-    assert!(!cov(&c, "2024-03-15T11:59:59+08:00", "CN-44").covered, "before accepted_at");
-    assert!(!cov(&c, "2024-03-15T12:20:00+08:00", "CN-33").covered, "only where it is executed");
-    assert!(!cov(&c, "2025-03-15T12:20:00+08:00", "CN-33").covered, "CN-33 not yet a pilot province");
-    assert!(cov(&c, "2025-08-15T12:20:00+08:00", "CN-33").covered, "CN-33 from 2025-07-01");
-    assert!(!cov(&c, "2025-03-16T12:20:00+08:00", "CN-44").covered, "Didi not yet a pilot platform");
-    assert!(cov(&c, "2025-08-16T12:20:00+08:00", "CN-44").covered, "Didi from 2025-07-01");
+    assert!(
+        !cov(&c, "2024-03-15T12:41:00+08:00", "CN-44").covered,
+        "after completed_at"
+    );
+    assert!(
+        !cov(&c, "2024-03-15T11:59:59+08:00", "CN-44").covered,
+        "before accepted_at"
+    );
+    assert!(
+        !cov(&c, "2024-03-15T12:20:00+08:00", "CN-33").covered,
+        "only where it is executed"
+    );
+    assert!(
+        !cov(&c, "2025-03-15T12:20:00+08:00", "CN-33").covered,
+        "CN-33 not yet a pilot province"
+    );
+    assert!(
+        cov(&c, "2025-08-15T12:20:00+08:00", "CN-33").covered,
+        "CN-33 from 2025-07-01"
+    );
+    assert!(
+        !cov(&c, "2025-03-16T12:20:00+08:00", "CN-44").covered,
+        "Didi not yet a pilot platform"
+    );
+    assert!(
+        cov(&c, "2025-08-16T12:20:00+08:00", "CN-44").covered,
+        "Didi from 2025-07-01"
+    );
 }
 
 fn posted(c: &mut Career, w: &str, contract: &str, start: &str, end: &str) {
@@ -466,27 +573,55 @@ fn a_posted_worker_is_exempt_up_to_the_agreements_maximum() {
     // Within the maximum: posted 2025-01..2027-12 (36 months) with a certificate for all of it.
     c.person("X-1", Sex::Male, "1985-01-01", None, Some("CN-33"));
     posted(&mut c, "X-1", "P-X1", "2025-01-01", "2027-12-31");
-    certificate(&mut c, "X-1", "2025-01", "2027-12", CertificateBasis::Posting);
+    certificate(
+        &mut c,
+        "X-1",
+        "2025-01",
+        "2027-12",
+        CertificateBasis::Posting,
+    );
     let e = c.entitlement("X-1", "2026-01-01");
     assert_eq!(e.postings.len(), 1);
     let p = &e.postings[0];
-    assert_eq!((p.agreement.as_deref(), p.receiving.as_str()), (Some("CN-DE"), "DE"));
-    assert_eq!((p.from, p.to, p.exempt_months), (month("2025-01"), month("2027-12"), 36));
+    assert_eq!(
+        (p.agreement.as_deref(), p.receiving.as_str()),
+        (Some("CN-DE"), "DE")
+    );
+    assert_eq!(
+        (p.from, p.to, p.exempt_months),
+        (month("2025-01"), month("2027-12"), 36)
+    );
     assert!(p.double_coverage_months.is_empty());
     assert_eq!(p.branches, vec![Scheme::Pension, Scheme::Unemployment]);
-    assert_eq!(e.foreign.get("DE").map(|f| f.months), Some(0), "the host is listed");
+    assert_eq!(
+        e.foreign.get("DE").map(|f| f.months),
+        Some(0),
+        "the host is listed"
+    );
 
     // Beyond it: posted 2020-01..2025-12 (72 months) on ordinary certificates: CN-DE exempts 48
     // months automatically, so 2024-01..2025-12 (24 months) are due in both countries.
     c.person("X-2", Sex::Male, "1985-01-01", None, Some("CN-33"));
     posted(&mut c, "X-2", "P-X2", "2020-01-01", "2025-12-31");
-    certificate(&mut c, "X-2", "2020-01", "2025-12", CertificateBasis::Posting);
+    certificate(
+        &mut c,
+        "X-2",
+        "2020-01",
+        "2025-12",
+        CertificateBasis::Posting,
+    );
     let p = c.entitlement("X-2", "2026-01-01").postings.remove(0);
     assert_eq!(p.exempt_months, 48);
     assert_eq!(p.double_coverage_months.len(), 24);
     assert_eq!(p.double_coverage_months[0], month("2024-01"));
     // An exception certificate for the rest allows up to 96 months: all 72 are exempt.
-    certificate(&mut c, "X-2", "2024-01", "2025-12", CertificateBasis::Exception);
+    certificate(
+        &mut c,
+        "X-2",
+        "2024-01",
+        "2025-12",
+        CertificateBasis::Exception,
+    );
     let p = c.entitlement("X-2", "2026-01-01").postings.remove(0);
     assert_eq!((p.exempt_months, p.double_coverage_months.len()), (72, 0));
 }
@@ -498,13 +633,21 @@ fn pro_rata_under_totalization_leaves_out_a_country_under_twelve_months() {
     // and leaves the pro-rata denominator: 104 − 8 = 96. DE: 60 / 96 = 0.625; ES: 36 / 96 = 0.375.
     let mut c = Career::new();
     c.person("EU-1", Sex::Female, "1980-01-01", Some(55), None);
-    for (country, from, to) in [("DE", "2000-01", "2004-12"), ("FR", "2005-01", "2005-08"), ("ES", "2006-01", "2008-12")] {
+    for (country, from, to) in [
+        ("DE", "2000-01", "2004-12"),
+        ("FR", "2005-01", "2005-08"),
+        ("ES", "2006-01", "2008-12"),
+    ] {
         c.ok(
             EventKind::ForeignPeriodsReported(ForeignPeriodsReported {
                 worker: worker("EU-1"),
                 country: ju(country),
                 scheme: Scheme::Pension,
-                periods: vec![ForeignPeriod { from: month(from), to: month(to), kind: PeriodKind::Insurance }],
+                periods: vec![ForeignPeriod {
+                    from: month(from),
+                    to: month(to),
+                    kind: PeriodKind::Insurance,
+                }],
             }),
             &agency(country),
         );
@@ -512,12 +655,21 @@ fn pro_rata_under_totalization_leaves_out_a_country_under_twelve_months() {
     let e = c.entitlement("EU-1", "2026-01-01");
     assert_eq!(e.foreign.get("DE").unwrap().months, 60);
     assert_eq!(e.foreign.get("FR").unwrap().months, 8);
-    let share = |country: &str| e.coordination.iter().find(|x| x.country == country).unwrap().clone();
+    let share = |country: &str| {
+        e.coordination
+            .iter()
+            .find(|x| x.country == country)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(share("DE").pro_rata_share, "0.625000");
     assert_eq!(share("ES").pro_rata_share, "0.375000");
     assert!(!share("FR").pays);
     assert_eq!(share("FR").pro_rata_share, "0.000000");
-    assert_eq!((share("DE").total_months, share("DE").pro_rata_denominator), (104, 96));
+    assert_eq!(
+        (share("DE").total_months, share("DE").pro_rata_denominator),
+        (104, 96)
+    );
 }
 
 #[test]
@@ -525,8 +677,13 @@ fn a_void_or_line_replacement_changes_the_entitlement() {
     let mut c = Career::new();
     c.person("V-1", Sex::Male, "1990-01-01", None, Some("CN-44"));
     let l = c.line("V-1", Scheme::Pension, "5000.00", "800.00", "400.00");
-    let id = c.ok(declaration("E-CN-44", "CN-44", "2024-01", vec![l], false), &employer_key("CN-44"));
-    c.months("V-1", "CN-44", "2024-02", "2024-03", "5000.00", "800.00", "400.00");
+    let id = c.ok(
+        declaration("E-CN-44", "CN-44", "2024-01", vec![l], false),
+        &employer_key("CN-44"),
+    );
+    c.months(
+        "V-1", "CN-44", "2024-02", "2024-03", "5000.00", "800.00", "400.00",
+    );
     assert_eq!(c.entitlement("V-1", "2026-01-01").pension.insured_months, 3);
     let replacement = c.line("V-1", Scheme::Pension, "6000.00", "960.00", "480.00");
     c.ok(
@@ -540,10 +697,20 @@ fn a_void_or_line_replacement_changes_the_entitlement() {
         &employer_key("CN-44"),
     );
     // 480 + 400 + 400 = 1280.00
-    assert_eq!(amount(c.entitlement("V-1", "2026-01-01").pension.individual_account), "1280.00");
+    assert_eq!(
+        amount(
+            c.entitlement("V-1", "2026-01-01")
+                .pension
+                .individual_account
+        ),
+        "1280.00"
+    );
     c.ok(void(id, Some(0)), &employer_key("CN-44"));
     let p = c.entitlement("V-1", "2026-01-01").pension;
-    assert_eq!((p.insured_months, amount(p.individual_account)), (2, "800.00".to_string()));
+    assert_eq!(
+        (p.insured_months, amount(p.individual_account)),
+        (2, "800.00".to_string())
+    );
 }
 
 #[test]
@@ -551,7 +718,10 @@ fn an_unknown_worker_is_an_error_naming_the_worker() {
     let c = Career::new();
     let facts = projection::worker_facts(&c.store, "NOBODY").unwrap();
     let rulebook = projection::rulebook(&c.store).unwrap();
-    let params = Params { rulebook: &rulebook, published: &[] };
+    let params = Params {
+        rulebook: &rulebook,
+        published: &[],
+    };
     let e = rules::entitlement("NOBODY", &facts, &params, date("2026-01-01")).unwrap_err();
     assert!(e.to_string().contains("NOBODY"), "{e}");
 }
@@ -569,13 +739,19 @@ fn projection_of(store: &Mem) -> Vec<(Vec<u8>, Vec<u8>)> {
 /// Clears the projection and replays the whole log.
 fn rebuilt(store: &Mem) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut s = store.clone();
-    let clear: Writes = projection_of(store).into_iter().map(|(k, _)| (k, None)).collect();
+    let clear: Writes = projection_of(store)
+        .into_iter()
+        .map(|(k, _)| (k, None))
+        .collect();
     s.commit(&clear);
     let size = s.head().size;
     let w = projection::replay(&s, 1, size).unwrap();
     s.commit(&w);
     let mut v = Writes::new();
-    v.insert(projection::keys::VERSION.to_vec(), Some(projection::PROJECTION_VERSION.to_be_bytes().to_vec()));
+    v.insert(
+        projection::keys::VERSION.to_vec(),
+        Some(projection::PROJECTION_VERSION.to_be_bytes().to_vec()),
+    );
     s.commit(&v);
     projection_of(&s)
 }

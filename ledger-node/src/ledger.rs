@@ -112,10 +112,11 @@ fn open_store(
                     expected: expected.to_hex(),
                 });
             }
-            let head = verify_log(store.as_ref(), marked).map_err(|why| LedgerError::Integrity {
-                dir: dir.display().to_string(),
-                why,
-            })?;
+            let head =
+                verify_log(store.as_ref(), marked).map_err(|why| LedgerError::Integrity {
+                    dir: dir.display().to_string(),
+                    why,
+                })?;
             crate::projection::ensure_current(store.as_ref())?;
             head
         }

@@ -19,7 +19,10 @@ fn fault(e: ledger_core::state::StoreFault) -> StoreError {
 
 /// True when the stored projection is of this build's format.
 pub fn is_current(store: &dyn Store) -> Result<bool, StoreError> {
-    Ok(store.get(projection::keys::VERSION).map_err(fault)?.as_deref()
+    Ok(store
+        .get(projection::keys::VERSION)
+        .map_err(fault)?
+        .as_deref()
         == Some(&PROJECTION_VERSION.to_be_bytes()[..]))
 }
 
@@ -27,14 +30,21 @@ pub fn is_current(store: &dyn Store) -> Result<bool, StoreError> {
 /// number of events replayed.
 pub fn rebuild(store: &dyn Store, mut progress: impl FnMut(u64, u64)) -> Result<u64, StoreError> {
     let mut clear = Writes::new();
-    for prefix in [&[projection::keys::FACT][..], &[projection::keys::PUBLISHED][..]] {
+    for prefix in [
+        &[projection::keys::FACT][..],
+        &[projection::keys::PUBLISHED][..],
+    ] {
         for (k, _) in store.scan_prefix(prefix).map_err(fault)? {
             clear.insert(k, None);
         }
     }
     clear.insert(projection::keys::VERSION.to_vec(), None);
     // A ledger created before rulebooks were stored gets this build's.
-    if store.get(projection::keys::RULEBOOK).map_err(fault)?.is_none() {
+    if store
+        .get(projection::keys::RULEBOOK)
+        .map_err(fault)?
+        .is_none()
+    {
         clear.insert(
             projection::keys::RULEBOOK.to_vec(),
             Some(Rulebook::builtin().to_bytes()),
@@ -90,15 +100,18 @@ pub fn rebuild_in(
             "{e} (is the node still running? stop it before rebuilding)"
         ))
     })?;
-    let (_, marked) = crate::head_marker::HeadMarker::open(&dir.join("head")).map_err(|source| {
-        crate::ledger::LedgerError::Marker {
-            path: dir.join("head").display().to_string(),
-            source,
+    let (_, marked) =
+        crate::head_marker::HeadMarker::open(&dir.join("head")).map_err(|source| {
+            crate::ledger::LedgerError::Marker {
+                path: dir.join("head").display().to_string(),
+                source,
+            }
+        })?;
+    crate::ledger::verify_log(&store, marked).map_err(|why| {
+        crate::ledger::LedgerError::Integrity {
+            dir: dir.display().to_string(),
+            why,
         }
-    })?;
-    crate::ledger::verify_log(&store, marked).map_err(|why| crate::ledger::LedgerError::Integrity {
-        dir: dir.display().to_string(),
-        why,
     })?;
     Ok(rebuild(&store, progress)?)
 }

@@ -48,9 +48,7 @@ impl RightsService {
     async fn with_facts<T: Send + 'static>(
         &self,
         worker: String,
-        f: impl FnOnce(&str, &[projection::Fact], &Params<'_>) -> Result<T, RuleError>
-            + Send
-            + 'static,
+        f: impl FnOnce(&str, &[projection::Fact], &Params<'_>) -> Result<T, RuleError> + Send + 'static,
     ) -> Result<(T, u64), Status> {
         let ledger = self.ledger.clone();
         tokio::task::spawn_blocking(move || {
@@ -113,9 +111,12 @@ impl rights_server::Rights for RightsService {
     ) -> Result<Response<pb::CoverageResponse>, Status> {
         let req = request.into_inner();
         let worker = self.authorize(&req.worker, req.token)?;
-        let at: Instant = req.at.parse().map_err(|e: ledger_core::time::CalendarError| {
-            Status::invalid_argument(format!("--at: {e}"))
-        })?;
+        let at: Instant = req
+            .at
+            .parse()
+            .map_err(|e: ledger_core::time::CalendarError| {
+                Status::invalid_argument(format!("--at: {e}"))
+            })?;
         let place = Jurisdiction::new(req.jurisdiction.clone())
             .map_err(|e| Status::invalid_argument(format!("--jurisdiction: {e}")))?;
         let (doc, log_size) = self

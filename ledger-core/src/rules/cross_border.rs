@@ -88,9 +88,9 @@ pub fn postings(w: &Worker<'_>, params: &Params<'_>, as_of: Date) -> Vec<Posting
         .iter()
         .copied()
         .filter(|c| {
-            !spans.iter().any(|s| {
-                same_place(&s.receiving, &c.receiving) && c.from <= s.to && c.to >= s.from
-            })
+            !spans
+                .iter()
+                .any(|s| same_place(&s.receiving, &c.receiving) && c.from <= s.to && c.to >= s.from)
         })
         .collect();
     loose.sort_by_key(|c| (c.agreement.clone(), c.receiving.clone(), c.from));
@@ -179,7 +179,9 @@ pub fn foreign(
         let FactKind::Foreign(r) = &f.what else {
             continue;
         };
-        let set = by_country.entry(r.country.country().to_string()).or_default();
+        let set = by_country
+            .entry(r.country.country().to_string())
+            .or_default();
         for p in &r.periods {
             if p.kind == PeriodKind::Residence {
                 continue;
@@ -189,12 +191,21 @@ pub fn foreign(
     }
     for p in postings {
         if p.receiving.country() != "CN" {
-            by_country.entry(p.receiving.country().to_string()).or_default();
+            by_country
+                .entry(p.receiving.country().to_string())
+                .or_default();
         }
     }
     let foreign = by_country
         .iter()
-        .map(|(c, ms)| (c.clone(), ForeignMonths { months: ms.len() as u32 }))
+        .map(|(c, ms)| {
+            (
+                c.clone(),
+                ForeignMonths {
+                    months: ms.len() as u32,
+                },
+            )
+        })
         .collect();
     (foreign, coordination(params, &by_country))
 }
@@ -214,7 +225,10 @@ fn coordination(
         if members.len() < 2 {
             continue;
         }
-        let all: BTreeSet<Month> = members.iter().flat_map(|(_, ms)| ms.iter().copied()).collect();
+        let all: BTreeSet<Month> = members
+            .iter()
+            .flat_map(|(_, ms)| ms.iter().copied())
+            .collect();
         let total = all.len() as u32;
         let minimum = a.minimum_pro_rata_months.unwrap_or(0);
         // A country under the minimum pays nothing; its months stay in the total (the

@@ -10,7 +10,11 @@ use crate::time::{Date, Instant};
 
 /// How a month of a worker is insured against injury by one employer: 2 fund (declared in
 /// time), 1 employer then fund (only by back pay), 0 not insured.
-fn insured(w: &Worker<'_>, employer: Option<&str>, month: crate::time::Month) -> Option<(u8, Jurisdiction)> {
+fn insured(
+    w: &Worker<'_>,
+    employer: Option<&str>,
+    month: crate::time::Month,
+) -> Option<(u8, Jurisdiction)> {
     let mut best: Option<(u8, Jurisdiction)> = None;
     for f in w.facts {
         if let FactKind::Contribution {
@@ -52,7 +56,11 @@ pub fn coverage(
     let w = Worker::new(worker_id, facts)?;
     let date = at.local_date();
     let month = date.month();
-    let answer = |basis, payer, insurer: Option<Jurisdiction>, platform: Option<String>, order: Option<String>| Coverage {
+    let answer = |basis,
+                  payer,
+                  insurer: Option<Jurisdiction>,
+                  platform: Option<String>,
+                  order: Option<String>| Coverage {
         worker: worker_id.to_string(),
         at,
         jurisdiction: place.clone(),
@@ -88,13 +96,25 @@ pub fn coverage(
     }
     if let Some((rank, insurer)) = &best {
         if *rank > 0 {
-            return Ok(answer("employment_injury_insurance", payer(*rank), Some(insurer.clone()), None, None));
+            return Ok(answer(
+                "employment_injury_insurance",
+                payer(*rank),
+                Some(insurer.clone()),
+                None,
+                None,
+            ));
         }
     }
     // An insured month outside a registered contract still protects.
     if best.is_none() {
         if let Some((rank, insurer)) = insured(&w, None, month) {
-            return Ok(answer("employment_injury_insurance", payer(rank), Some(insurer), None, None));
+            return Ok(answer(
+                "employment_injury_insurance",
+                payer(rank),
+                Some(insurer),
+                None,
+                None,
+            ));
         }
     }
 
@@ -130,7 +150,13 @@ pub fn coverage(
 
     if let Some((_, insurer)) = best {
         // Under a contract but uninsured: still a work injury; the employer owes the benefits.
-        return Ok(answer("employment_injury_insurance", "employer", Some(insurer), None, None));
+        return Ok(answer(
+            "employment_injury_insurance",
+            "employer",
+            Some(insurer),
+            None,
+            None,
+        ));
     }
     Ok(answer("none", "none", None, None, None))
 }

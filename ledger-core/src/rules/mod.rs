@@ -179,7 +179,8 @@ impl<'f> Worker<'f> {
         let mut best: Option<(Date, u64, &Jurisdiction)> = None;
         for f in self.facts {
             if let FactKind::Hukou(h) = &f.what {
-                if h.effective <= on && best.is_none_or(|(d, i, _)| (h.effective, f.index) > (d, i)) {
+                if h.effective <= on && best.is_none_or(|(d, i, _)| (h.effective, f.index) > (d, i))
+                {
                     best = Some((h.effective, f.index, &h.hukou));
                 }
             }

@@ -32,7 +32,11 @@ impl<'a> Params<'a> {
             .filter(|v| v.name == name && v.jurisdiction.as_str() == j)
             .map(|v| ((v.effective, 0u8, 0u64), &v.value))
             .collect();
-        for p in self.published.iter().filter(|p| p.jurisdiction.as_str() == j) {
+        for p in self
+            .published
+            .iter()
+            .filter(|p| p.jurisdiction.as_str() == j)
+        {
             if let Some(v) = p.parameters.get(name) {
                 out.push(((p.effective, 1u8, p.index), v));
             }
@@ -46,7 +50,11 @@ impl<'a> Params<'a> {
             if all.is_empty() {
                 continue;
             }
-            if let Some((_, v)) = all.iter().filter(|(p, _)| p.0 <= on).max_by_key(|(p, _)| *p) {
+            if let Some((_, v)) = all
+                .iter()
+                .filter(|(p, _)| p.0 <= on)
+                .max_by_key(|(p, _)| *p)
+            {
                 return Some(v);
             }
             if earliest {

@@ -55,7 +55,11 @@ pub fn months(w: &Worker<'_>, params: &Params<'_>, last: Month) -> (Vec<MonthRec
             },
             FactKind::Flexible(e) if e.scheme == Scheme::Pension => {
                 let rate = params
-                    .percent("flexible_account_rate", &e.jurisdiction, e.period.first_day())
+                    .percent(
+                        "flexible_account_rate",
+                        &e.jurisdiction,
+                        e.period.first_day(),
+                    )
                     .unwrap_or(0);
                 let account = percent_of(e.base.minor().into(), rate);
                 let amount: i128 = e.amount.minor().into();
@@ -79,7 +83,10 @@ pub fn months(w: &Worker<'_>, params: &Params<'_>, last: Month) -> (Vec<MonthRec
             kept.insert(rec.period, rec);
         }
     }
-    (kept.into_values().collect(), duplicates.into_iter().collect())
+    (
+        kept.into_values().collect(),
+        duplicates.into_iter().collect(),
+    )
 }
 
 /// A completed (or, for the check of a completion, about to complete) transfer.
@@ -109,8 +116,7 @@ fn transfers<'f>(
         .iter()
         .filter_map(|f| match &f.what {
             FactKind::TransferRequested(t)
-                if (completed.contains(t.transfer.as_str())
-                    || completing == Some(&t.transfer))
+                if (completed.contains(t.transfer.as_str()) || completing == Some(&t.transfer))
                     && t.requested <= last =>
             {
                 Some(TransferStep {
@@ -146,7 +152,9 @@ fn age_in_years(birth: Date, at: Month) -> i64 {
 
 /// The pooled fund a holding carries: the rate × every base from the start month on.
 fn pooled(params: &Params<'_>, from: &Jurisdiction, on: Date, held: &[MonthRecord]) -> i128 {
-    let rate = params.percent("pooled_transfer_rate", from, on).unwrap_or(0);
+    let rate = params
+        .percent("pooled_transfer_rate", from, on)
+        .unwrap_or(0);
     let since = params
         .value_or_earliest("pooled_transfer_since", from, on)
         .and_then(Value::as_str)
@@ -264,7 +272,11 @@ pub fn transfer_amounts(
 }
 
 /// Statutory retirement: (month, age) under the 2024 decision.
-pub fn retirement(w: &Worker<'_>, params: &Params<'_>, on: Date) -> Result<(Month, Age), RuleError> {
+pub fn retirement(
+    w: &Worker<'_>,
+    params: &Params<'_>,
+    on: Date,
+) -> Result<(Month, Age), RuleError> {
     let category = match (w.person.sex, w.person.female_category) {
         (Sex::Male, _) => "men",
         (Sex::Female, Some(FemaleCategory::Fifty)) => "women_50",
@@ -405,7 +417,15 @@ pub fn pension(
     };
 
     let estimated_monthly = claim.as_ref().and_then(|c| {
-        estimate(params, c, &kept, account, retirement_month, retirement_age, as_of)
+        estimate(
+            params,
+            c,
+            &kept,
+            account,
+            retirement_month,
+            retirement_age,
+            as_of,
+        )
     });
 
     Ok(Pension {
@@ -442,7 +462,10 @@ fn base_bounds(params: &Params<'_>, m: &MonthRecord, flags: &mut Vec<String>) {
     }
     if let Some(ceiling) = params.percent("base_ceiling_percent", &m.jurisdiction, on) {
         if scaled > wage * i128::from(ceiling) {
-            flags.push(format!("base_above_ceiling:{}:{}", m.jurisdiction, m.period));
+            flags.push(format!(
+                "base_above_ceiling:{}:{}",
+                m.jurisdiction, m.period
+            ));
         }
     }
 }
@@ -480,7 +503,11 @@ fn estimate(
     }
     let n = kept.len() as i128;
     let cn = Jurisdiction::new("CN").expect("valid");
-    let accrual = i128::from(params.percent("basic_pension_accrual_percent", claim, on).or_else(|| params.percent("basic_pension_accrual_percent", &cn, on))?);
+    let accrual = i128::from(
+        params
+            .percent("basic_pension_accrual_percent", claim, on)
+            .or_else(|| params.percent("basic_pension_accrual_percent", &cn, on))?,
+    );
     // basic = C × (1 + Σ/n)/2 × n/12 × accrual/100 = C × (n×S + Σ) × accrual / (S × 2 × 12 × 10000)
     let numerator = c
         .checked_mul(n.checked_mul(INDEX_SCALE)?.checked_add(index_sum)?)?

@@ -29,8 +29,11 @@ pub struct StoreFault(pub String);
 pub trait StateRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault>;
     /// Every entry whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreFault>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreFault>;
 }
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// A prefix scan of `base` seen through `pending` writes (later writes win, `None` deletes).
 pub fn scan_through(
@@ -1339,16 +1342,15 @@ fn correction(
                             st.put_json(transfer_key(t.transfer.as_str()), &rec);
                         }
                     }
-                    EventKind::TransferRequested(t) => {
+                    EventKind::TransferRequested(t)
                         if st
                             .get_json::<TransferRecord>(&transfer_key(t.transfer.as_str()))?
-                            .is_some_and(|r| r.completed_at.is_some())
-                        {
-                            return Ok(Err(Refusal::InvalidField(format!(
-                                "transfer {} is completed; void its completion first",
-                                t.transfer
-                            ))));
-                        }
+                            .is_some_and(|r| r.completed_at.is_some()) =>
+                    {
+                        return Ok(Err(Refusal::InvalidField(format!(
+                            "transfer {} is completed; void its completion first",
+                            t.transfer
+                        ))));
                     }
                     _ => {}
                 }

@@ -127,7 +127,15 @@ impl Career {
     }
 
     /// One pension declaration a month by the place's employer, `from..=to`.
-    fn months(&mut self, w: &str, j: &str, from: &str, to: &str, base: &str, er: &str, ee: &str) {
+    fn months(
+        &mut self,
+        w: &str,
+        j: &str,
+        (from, to): (&str, &str),
+        base: &str,
+        er: &str,
+        ee: &str,
+    ) {
         let (a, b) = (month(from).ordinal(), month(to).ordinal());
         for o in a..=b {
             let m = Month::from_ordinal(o).unwrap();
@@ -212,7 +220,12 @@ fn migrant_across_three_provinces_claims_where_ten_years_were_paid() {
     let mut c = Career::new();
     c.person("M-1", Sex::Male, "1975-03-09", None, Some("CN-43"));
     c.months(
-        "M-1", "CN-44", "2000-01", "2009-12", "3000.00", "600.00", "240.00",
+        "M-1",
+        "CN-44",
+        ("2000-01", "2009-12"),
+        "3000.00",
+        "600.00",
+        "240.00",
     );
     c.transfer("T-1", "M-1", "CN-44", "CN-33", "2010-01");
     // The relation carries 120 × 240 = 28800.00 of account and 12% × 120 × 3000 = 43200.00.
@@ -227,7 +240,12 @@ fn migrant_across_three_provinces_claims_where_ten_years_were_paid() {
         Outcome::Appended(_)
     ));
     c.months(
-        "M-1", "CN-33", "2010-01", "2014-12", "5000.00", "1000.00", "400.00",
+        "M-1",
+        "CN-33",
+        ("2010-01", "2014-12"),
+        "5000.00",
+        "1000.00",
+        "400.00",
     );
     c.transfer("T-2", "M-1", "CN-33", "CN-11", "2015-01");
     // Everything the relation holds moves on: 28800 + 60 × 400 = 52800.00 of account, and the
@@ -238,7 +256,12 @@ fn migrant_across_three_provinces_claims_where_ten_years_were_paid() {
         Outcome::Appended(_)
     ));
     c.months(
-        "M-1", "CN-11", "2015-01", "2019-12", "6000.00", "1200.00", "480.00",
+        "M-1",
+        "CN-11",
+        ("2015-01", "2019-12"),
+        "6000.00",
+        "1200.00",
+        "480.00",
     );
 
     let e = c.entitlement("M-1", "2026-01-01");
@@ -286,7 +309,12 @@ fn without_ten_years_anywhere_the_claim_falls_to_the_hukou_province() {
     let mut c = Career::new();
     c.person("M-2", Sex::Male, "1980-01-01", None, Some("CN-51"));
     c.months(
-        "M-2", "CN-44", "2010-01", "2014-12", "4000.00", "640.00", "320.00",
+        "M-2",
+        "CN-44",
+        ("2010-01", "2014-12"),
+        "4000.00",
+        "640.00",
+        "320.00",
     );
     c.transfer("T-3", "M-2", "CN-44", "CN-33", "2015-01");
     // 60 × 320 = 19200.00; 12% × 60 × 4000 = 28800.00
@@ -295,7 +323,12 @@ fn without_ten_years_anywhere_the_claim_falls_to_the_hukou_province() {
         Outcome::Appended(_)
     ));
     c.months(
-        "M-2", "CN-33", "2015-01", "2019-12", "4000.00", "640.00", "320.00",
+        "M-2",
+        "CN-33",
+        ("2015-01", "2019-12"),
+        "4000.00",
+        "640.00",
+        "320.00",
     );
     let p = c.entitlement("M-2", "2026-01-01").pension;
     assert_eq!(p.claim_jurisdiction, Some(ju("CN-51")));
@@ -321,10 +354,20 @@ fn a_woman_over_forty_outside_her_hukou_province_holds_a_temporary_account() {
     let mut c = Career::new();
     c.person("F-1", Sex::Female, "1970-06-20", Some(50), Some("CN-51"));
     c.months(
-        "F-1", "CN-51", "2000-01", "2011-12", "3000.00", "600.00", "240.00",
+        "F-1",
+        "CN-51",
+        ("2000-01", "2011-12"),
+        "3000.00",
+        "600.00",
+        "240.00",
     );
     c.months(
-        "F-1", "CN-44", "2012-01", "2016-12", "5000.00", "800.00", "400.00",
+        "F-1",
+        "CN-44",
+        ("2012-01", "2016-12"),
+        "5000.00",
+        "800.00",
+        "400.00",
     );
     let p = c.entitlement("F-1", "2026-01-01").pension;
     assert_eq!(p.insured_months, 204);
@@ -360,11 +403,21 @@ fn duplicate_months_count_once_and_first_committed_keeps_the_month() {
     let mut c = Career::new();
     c.person("D-1", Sex::Male, "1990-01-01", None, Some("CN-44"));
     c.months(
-        "D-1", "CN-44", "2020-01", "2020-12", "5000.00", "800.00", "400.00",
+        "D-1",
+        "CN-44",
+        ("2020-01", "2020-12"),
+        "5000.00",
+        "800.00",
+        "400.00",
     );
     // CN-33 also declares 2020-12 and 2021-01: 2020-12 is a duplicate (CN-44 was first).
     c.months(
-        "D-1", "CN-33", "2020-12", "2021-01", "5000.00", "800.00", "400.00",
+        "D-1",
+        "CN-33",
+        ("2020-12", "2021-01"),
+        "5000.00",
+        "800.00",
+        "400.00",
     );
     let p = c.entitlement("D-1", "2026-01-01").pension;
     assert_eq!(p.insured_months, 13);
@@ -382,7 +435,12 @@ fn a_monthly_estimate_with_a_known_divisor() {
     let mut c = Career::new();
     c.person("P-1", Sex::Male, "1964-06-01", None, Some("CN-44"));
     c.months(
-        "P-1", "CN-44", "2009-01", "2023-12", "4000.00", "640.00", "320.00",
+        "P-1",
+        "CN-44",
+        ("2009-01", "2023-12"),
+        "4000.00",
+        "640.00",
+        "320.00",
     );
     let before = c.entitlement("P-1", "2026-01-01").pension;
     assert!(
@@ -682,7 +740,12 @@ fn a_void_or_line_replacement_changes_the_entitlement() {
         &employer_key("CN-44"),
     );
     c.months(
-        "V-1", "CN-44", "2024-02", "2024-03", "5000.00", "800.00", "400.00",
+        "V-1",
+        "CN-44",
+        ("2024-02", "2024-03"),
+        "5000.00",
+        "800.00",
+        "400.00",
     );
     assert_eq!(c.entitlement("V-1", "2026-01-01").pension.insured_months, 3);
     let replacement = c.line("V-1", Scheme::Pension, "6000.00", "960.00", "480.00");

@@ -77,10 +77,13 @@ pub fn months(w: &Worker<'_>, params: &Params<'_>, last: Month) -> (Vec<MonthRec
         if rec.period > last || !rec.jurisdiction.is_chinese_province() {
             continue;
         }
-        if kept.contains_key(&rec.period) {
-            duplicates.insert(rec.period);
-        } else {
-            kept.insert(rec.period, rec);
+        match kept.entry(rec.period) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                duplicates.insert(rec.period);
+            }
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(rec);
+            }
         }
     }
     (

@@ -389,3 +389,34 @@ pub fn replay(view: &dyn StateRead, from: u64, to: u64) -> Result<Writes, StoreF
     }
     Ok(pending)
 }
+
+/// Calls `f` with every worker's live facts, worker by worker in id order (for aggregates such
+/// as the coverage indicators). Reads the projection only.
+pub fn for_each_worker(
+    view: &dyn StateRead,
+    mut f: impl FnMut(&str, &[Fact]),
+) -> Result<(), StoreFault> {
+    let rows = view.scan_prefix(&[keys::FACT])?;
+    let mut current: Option<String> = None;
+    let mut facts: Vec<Fact> = Vec::new();
+    for (k, v) in rows {
+        let Some(end) = k[1..].iter().position(|b| *b == 0) else {
+            continue;
+        };
+        let worker = String::from_utf8_lossy(&k[1..1 + end]).to_string();
+        if current.as_deref() != Some(worker.as_str()) {
+            if let Some(w) = current.take() {
+                f(&w, &facts);
+            }
+            facts.clear();
+            current = Some(worker);
+        }
+        facts.push(
+            serde_json::from_slice(&v).map_err(|e| StoreFault(format!("projection fact: {e}")))?,
+        );
+    }
+    if let Some(w) = current {
+        f(&w, &facts);
+    }
+    Ok(())
+}

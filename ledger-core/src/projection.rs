@@ -9,8 +9,13 @@
 //! demand ([`crate::rules`]): an entitlement depends on the date it is asked for, so it is not
 //! stored, but it never scans the log.
 //!
+//! The facts live in the worker index itself: the entry `w` worker `0x00` index (u64 BE) that
+//! lists an event under a worker also holds what the event says about that worker
+//! ([`WorkerEntry`]), so the projection costs no extra key per line. A voided fact stays (flagged)
+//! so the worker's history still lists the event; the rules skip it.
+//!
 //! Key layout (one keyspace with the ledger, see [`crate::state::keys`]):
-//! - `x` worker `0x00` index (u64 BE) line (u32 BE) → [`Fact`] (JSON)
+//! - `w` worker `0x00` index (u64 BE) → [`WorkerEntry`]
 //! - `y` index (u64 BE) → [`Published`] (JSON)
 //! - `mprojection` → [`PROJECTION_VERSION`] (u32 BE)
 //! - `mrulebook` → the rulebook the ledger was created with ([`crate::rulebook`])
@@ -30,24 +35,11 @@ use crate::time::{Date, Instant, Month};
 pub const PROJECTION_VERSION: u32 = 1;
 
 pub mod keys {
-    pub const FACT: u8 = b'x';
+    pub use crate::state::keys::{worker, worker_prefix, WORKER};
     pub const PUBLISHED: u8 = b'y';
     pub const VERSION: &[u8] = b"mprojection";
     pub const RULEBOOK: &[u8] = b"mrulebook";
 
-    pub fn worker_prefix(worker: &str) -> Vec<u8> {
-        let mut k = Vec::with_capacity(2 + worker.len());
-        k.push(FACT);
-        k.extend_from_slice(worker.as_bytes());
-        k.push(0);
-        k
-    }
-    pub fn fact(worker: &str, index: u64, line: u32) -> Vec<u8> {
-        let mut k = worker_prefix(worker);
-        k.extend_from_slice(&index.to_be_bytes());
-        k.extend_from_slice(&line.to_be_bytes());
-        k
-    }
     pub fn published(index: u64) -> Vec<u8> {
         let mut k = vec![PUBLISHED];
         k.extend_from_slice(&index.to_be_bytes());
@@ -61,6 +53,66 @@ pub struct Fact {
     pub index: u64,
     pub line: u32,
     pub what: FactKind,
+}
+
+/// A fact as stored in its worker entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    pub line: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub voided: bool,
+    pub what: FactKind,
+}
+
+/// The value of a worker index entry: the worker's line positions in the event (empty for a
+/// non-batch event) and the facts it gives about the worker (none for a correction, which is
+/// listed under the workers it touches).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkerEntry {
+    pub positions: Vec<u32>,
+    pub facts: Vec<Slot>,
+}
+
+impl WorkerEntry {
+    /// `n (u32 BE) | n positions (u32 BE) | facts (JSON array, absent when none)`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(4 + 4 * self.positions.len() + 160 * self.facts.len());
+        v.extend_from_slice(&(self.positions.len() as u32).to_be_bytes());
+        for p in &self.positions {
+            v.extend_from_slice(&p.to_be_bytes());
+        }
+        if !self.facts.is_empty() {
+            serde_json::to_writer(&mut v, &self.facts).expect("facts serialize");
+        }
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Result<WorkerEntry, StoreFault> {
+        let bad = |why: &str| StoreFault(format!("worker index entry: {why}"));
+        let n = b
+            .get(..4)
+            .map(|x| u32::from_be_bytes(x.try_into().expect("4 bytes")) as usize)
+            .ok_or_else(|| bad("truncated"))?;
+        let end = 4 + 4 * n;
+        let positions = b
+            .get(4..end)
+            .ok_or_else(|| bad("truncated positions"))?
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        let facts = if b.len() > end {
+            serde_json::from_slice(&b[end..]).map_err(|e| bad(&e.to_string()))?
+        } else {
+            Vec::new()
+        };
+        Ok(WorkerEntry { positions, facts })
+    }
+}
+
+/// The log index a worker index key ends with.
+pub fn index_of_key(key: &[u8]) -> Option<u64> {
+    let tail = key.len().checked_sub(8).map(|s| &key[s..])?;
+    Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,17 +251,42 @@ pub fn facts_of(
     })
 }
 
-fn put_fact(w: &mut Writes, worker: &str, index: u64, line: u32, what: FactKind) {
-    let fact = Fact { index, line, what };
-    w.insert(
-        keys::fact(worker, index, line),
-        Some(serde_json::to_vec(&fact).expect("facts serialize")),
-    );
+fn is_batch(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::ContributionsDeclared(_) | EventKind::PlatformOrders(_)
+    )
 }
 
-/// The projection writes of an appended event at `index`. `view` reads the state as it was
-/// before this event (plus earlier events of the same entry); `target` is, for a correction, the
-/// corrected event's index and body.
+fn put_entry(w: &mut Writes, worker: &str, index: u64, entry: &WorkerEntry) {
+    w.insert(keys::worker(worker, index), Some(entry.encode()));
+}
+
+/// The worker entries an event gives, by worker.
+fn entries_of(
+    view: &dyn StateRead,
+    kind: &EventKind,
+) -> Result<std::collections::BTreeMap<String, WorkerEntry>, StoreFault> {
+    let batch = is_batch(kind);
+    let mut out: std::collections::BTreeMap<String, WorkerEntry> = Default::default();
+    for (worker, line, what) in facts_of(view, kind)? {
+        let e = out.entry(worker).or_default();
+        if batch {
+            e.positions.push(line);
+        }
+        e.facts.push(Slot {
+            line,
+            voided: false,
+            what,
+        });
+    }
+    Ok(out)
+}
+
+/// The projection writes of an appended event at `index`: its worker index entries (with their
+/// facts), published parameters, and for a correction the corrected facts. `view` reads the
+/// state as it was before this event (plus earlier events of the same entry); `target` is, for a
+/// correction, the corrected event's index and body.
 pub fn project(
     view: &dyn StateRead,
     index: u64,
@@ -227,11 +304,11 @@ pub fn project(
                     "correction {index} projected without its target"
                 )));
             };
-            project_correction(view, &mut w, c, t_index, t_kind)?;
+            project_correction(view, &mut w, c, index, t_index, t_kind)?;
         }
         _ => {
-            for (worker, line, f) in facts_of(view, kind)? {
-                put_fact(&mut w, &worker, index, line, f);
+            for (worker, entry) in entries_of(view, kind)? {
+                put_entry(&mut w, &worker, index, &entry);
             }
         }
     }
@@ -251,68 +328,124 @@ fn put_published(w: &mut Writes, index: u64, p: &ParametersPublished) {
     );
 }
 
+/// Reads, changes and writes back one worker entry of the corrected event.
+fn amend(
+    view: &dyn StateRead,
+    w: &mut Writes,
+    worker: &str,
+    t_index: u64,
+    change: impl FnOnce(&mut WorkerEntry),
+) -> Result<(), StoreFault> {
+    let key = keys::worker(worker, t_index);
+    let current = match w.get(&key) {
+        Some(Some(v)) => Some(v.clone()),
+        Some(None) => None,
+        None => view.get(&key)?,
+    };
+    let mut entry = match current {
+        Some(b) => WorkerEntry::decode(&b)?,
+        None => WorkerEntry::default(),
+    };
+    change(&mut entry);
+    put_entry(w, worker, t_index, &entry);
+    Ok(())
+}
+
 fn project_correction(
     view: &dyn StateRead,
     w: &mut Writes,
     c: &Correction,
+    index: u64,
     t_index: u64,
     t_kind: &EventKind,
 ) -> Result<(), StoreFault> {
-    match (c.line, &c.replacement) {
-        (Some(line), replacement) => {
+    if let EventKind::ParametersPublished(_) = t_kind {
+        match (c.action, &c.replacement) {
+            (CorrectionAction::Replace, Some(Replacement::Event(new))) => {
+                if let EventKind::ParametersPublished(p) = new.as_ref() {
+                    put_published(w, t_index, p);
+                }
+            }
+            _ => {
+                w.insert(keys::published(t_index), None);
+            }
+        }
+        return Ok(());
+    }
+    // The workers the correction touches: it is listed under each of them.
+    let mut touched: Vec<String> = Vec::new();
+    match c.line {
+        Some(line) => {
             let Some(old) = t_kind.lines().into_iter().nth(line as usize) else {
                 return Ok(());
             };
             let (worker, _) = line_fact(t_kind, &old).expect("a line of its own event");
-            let key = keys::fact(worker.as_str(), t_index, line);
-            match (c.action, replacement) {
-                (CorrectionAction::Replace, Some(Replacement::Line(new))) => {
-                    if let Some((nw, f)) = line_fact(t_kind, new) {
-                        put_fact(w, nw.as_str(), t_index, line, f);
+            let new = match (c.action, &c.replacement) {
+                (CorrectionAction::Replace, Some(Replacement::Line(l))) => line_fact(t_kind, l),
+                _ => None,
+            };
+            amend(view, w, worker.as_str(), t_index, |e| {
+                for s in e.facts.iter_mut().filter(|s| s.line == line) {
+                    match &new {
+                        Some((_, f)) => s.what = f.clone(),
+                        None => s.voided = true,
                     }
                 }
-                _ => {
-                    w.insert(key, None);
-                }
-            }
+            })?;
+            touched.push(worker.to_string());
         }
-        (None, replacement) => {
-            if let EventKind::ParametersPublished(_) = t_kind {
-                match (c.action, replacement) {
-                    (CorrectionAction::Replace, Some(Replacement::Event(new))) => {
-                        if let EventKind::ParametersPublished(p) = new.as_ref() {
-                            put_published(w, t_index, p);
+        None => {
+            let replaced = match (c.action, &c.replacement) {
+                (CorrectionAction::Replace, Some(Replacement::Event(new))) => {
+                    Some(entries_of(view, new)?)
+                }
+                _ => None,
+            };
+            for (worker, _) in entries_of(view, t_kind)? {
+                let new = replaced.as_ref().and_then(|r| r.get(&worker)).cloned();
+                amend(view, w, &worker, t_index, |e| match new {
+                    Some(n) => {
+                        // A replacement keeps the line positions (its identity rule), and
+                        // lines voided before stay voided.
+                        for s in n.facts {
+                            if let Some(old) = e.facts.iter_mut().find(|o| o.line == s.line) {
+                                old.what = s.what;
+                            }
                         }
                     }
-                    _ => {
-                        w.insert(keys::published(t_index), None);
-                    }
-                }
-                return Ok(());
-            }
-            for (worker, line, _) in facts_of(view, t_kind)? {
-                w.insert(keys::fact(&worker, t_index, line), None);
-            }
-            if let (CorrectionAction::Replace, Some(Replacement::Event(new))) =
-                (c.action, replacement)
-            {
-                for (worker, line, f) in facts_of(view, new)? {
-                    put_fact(w, &worker, t_index, line, f);
-                }
+                    None => e.facts.iter_mut().for_each(|s| s.voided = true),
+                })?;
+                touched.push(worker);
             }
         }
+    }
+    for worker in touched {
+        put_entry(w, &worker, index, &WorkerEntry::default());
     }
     Ok(())
 }
 
-/// A worker's facts in log order, read from the projection.
+/// A worker's live facts (voided ones left out) in log order, read from the projection.
 pub fn worker_facts(view: &dyn StateRead, worker: &str) -> Result<Vec<Fact>, StoreFault> {
-    view.scan_prefix(&keys::worker_prefix(worker))?
-        .into_iter()
-        .map(|(_, v)| {
-            serde_json::from_slice(&v).map_err(|e| StoreFault(format!("projection fact: {e}")))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (k, v) in view.scan_prefix(&keys::worker_prefix(worker))? {
+        push_live(&k, &v, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn push_live(key: &[u8], value: &[u8], out: &mut Vec<Fact>) -> Result<(), StoreFault> {
+    let index = index_of_key(key).ok_or_else(|| StoreFault("short worker index key".into()))?;
+    for s in WorkerEntry::decode(value)?.facts {
+        if !s.voided {
+            out.push(Fact {
+                index,
+                line: s.line,
+                what: s.what,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Every published parameter set, in log order.
@@ -337,9 +470,9 @@ pub fn rulebook(view: &dyn StateRead) -> Result<Rulebook, StoreFault> {
     Rulebook::from_bytes(&b).map_err(StoreFault)
 }
 
-/// True when a key belongs to the projection (what a rebuild clears).
+/// True when a key belongs to the projection (what a rebuild clears and replays).
 pub fn is_projection_key(key: &[u8]) -> bool {
-    matches!(key.first(), Some(&keys::FACT) | Some(&keys::PUBLISHED)) || key == keys::VERSION
+    matches!(key.first(), Some(&keys::WORKER) | Some(&keys::PUBLISHED)) || key == keys::VERSION
 }
 
 /// Reads a base state through pending writes: what a replay sees between its commits.
@@ -396,27 +529,25 @@ pub fn for_each_worker(
     view: &dyn StateRead,
     mut f: impl FnMut(&str, &[Fact]),
 ) -> Result<(), StoreFault> {
-    let rows = view.scan_prefix(&[keys::FACT])?;
-    let mut current: Option<String> = None;
+    let rows = view.scan_prefix(&[keys::WORKER])?;
+    let mut current: Option<Vec<u8>> = None;
     let mut facts: Vec<Fact> = Vec::new();
     for (k, v) in rows {
-        let Some(end) = k[1..].iter().position(|b| *b == 0) else {
+        // `w` worker 0x00 index(8)
+        let Some(worker) = k.len().checked_sub(9).map(|end| k[1..end].to_vec()) else {
             continue;
         };
-        let worker = String::from_utf8_lossy(&k[1..1 + end]).to_string();
-        if current.as_deref() != Some(worker.as_str()) {
+        if current.as_ref() != Some(&worker) {
             if let Some(w) = current.take() {
-                f(&w, &facts);
+                f(&String::from_utf8_lossy(&w), &facts);
             }
             facts.clear();
             current = Some(worker);
         }
-        facts.push(
-            serde_json::from_slice(&v).map_err(|e| StoreFault(format!("projection fact: {e}")))?,
-        );
+        push_live(&k, &v, &mut facts)?;
     }
     if let Some(w) = current {
-        f(&w, &facts);
+        f(&String::from_utf8_lossy(&w), &facts);
     }
     Ok(())
 }

@@ -65,7 +65,8 @@ pub mod keys {
     pub const EVENT: u8 = b'e';
     /// `i` + event id → index (u64 BE)
     pub const EVENT_ID: u8 = b'i';
-    /// `w` + worker + 0x00 + index (u64 BE) → the worker's line positions (u32 BE each; empty for non-batch events)
+    /// `w` + worker + 0x00 + index (u64 BE) → [`crate::projection::WorkerEntry`]: the worker's line
+    /// positions in the event and the facts it gives (the projection)
     pub const WORKER: u8 = b'w';
     /// `k` + public key → [`super::KeyRecord`] (JSON)
     pub const KEY: u8 = b'k';
@@ -463,7 +464,6 @@ pub fn apply_entry(
                 let projected = project_event(&st, index, &ev.body.kind)?;
                 st.put(keys::event(index), rec.encode());
                 st.put(keys::event_id(&ev.id), index.to_be_bytes().to_vec());
-                index_workers(&mut st, &ev.body.kind, index);
                 st.writes.extend(projected);
                 head = Head { size: index, chain };
                 outcomes.push(Outcome::Appended(Receipt {
@@ -508,36 +508,6 @@ pub fn project_event(
         _ => None,
     };
     crate::projection::project(view, index, kind, target.as_ref().map(|(i, k)| (*i, k)))
-}
-
-fn index_workers(st: &mut Overlay<'_>, kind: &EventKind, index: u64) {
-    let mut positions: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-    match kind {
-        EventKind::ContributionsDeclared(e) => {
-            for (i, l) in e.lines.iter().enumerate() {
-                positions
-                    .entry(l.worker.as_str())
-                    .or_default()
-                    .extend_from_slice(&(i as u32).to_be_bytes());
-            }
-        }
-        EventKind::PlatformOrders(e) => {
-            for (i, l) in e.lines.iter().enumerate() {
-                positions
-                    .entry(l.worker.as_str())
-                    .or_default()
-                    .extend_from_slice(&(i as u32).to_be_bytes());
-            }
-        }
-        other => {
-            for w in other.workers() {
-                positions.insert(w.as_str(), Vec::new());
-            }
-        }
-    }
-    for (w, pos) in positions {
-        st.put(keys::worker(w, index), pos);
-    }
 }
 
 /// Decides one event: `Ok(Err(refusal))` refuses it with nothing written for it.
@@ -1364,25 +1334,6 @@ fn correction(
                 }
             }
         }
-    }
-    // Index the correction under the workers it touches, so a worker's listing shows it.
-    let workers: Vec<String> = match c.line {
-        Some(line) => lines
-            .get(line as usize)
-            .map(|l| match l {
-                Line::Contribution(x) => vec![x.worker.to_string()],
-                Line::Order(x) => vec![x.worker.to_string()],
-            })
-            .unwrap_or_default(),
-        None => body
-            .kind
-            .workers()
-            .into_iter()
-            .map(|w| w.to_string())
-            .collect(),
-    };
-    for w in workers {
-        st.put(keys::worker(&w, index), Vec::new());
     }
     Ok(Ok(()))
 }

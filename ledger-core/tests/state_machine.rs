@@ -213,11 +213,12 @@ fn valid_flow_appends_in_order_and_extends_the_chain() {
         (Role::Employer, "E1", 1, None)
     );
     assert!(w.store.0.contains_key(&[b"pW-1".as_slice()].concat()));
-    assert_eq!(w.store.0[&keys::worker("W-1", 2)], Vec::<u8>::new());
-    assert_eq!(
-        w.store.0[&keys::worker("W-1", 3)],
-        vec![0, 0, 0, 0, 0, 0, 0, 1]
-    );
+    let entry = |i| {
+        ledger_core::projection::WorkerEntry::decode(&w.store.0[&keys::worker("W-1", i)]).unwrap()
+    };
+    assert!(entry(2).positions.is_empty());
+    assert_eq!(entry(3).positions, vec![0, 1]);
+    assert_eq!(entry(3).facts.len(), 2, "the entry holds the worker's facts");
     let guard = keys::joined(
         keys::DECLARATION,
         &["E1", "W-1", "CN-44", "2024-05", "pension"],

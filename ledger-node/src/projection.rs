@@ -31,7 +31,7 @@ pub fn is_current(store: &dyn Store) -> Result<bool, StoreError> {
 pub fn rebuild(store: &dyn Store, mut progress: impl FnMut(u64, u64)) -> Result<u64, StoreError> {
     let mut clear = Writes::new();
     for prefix in [
-        &[projection::keys::FACT][..],
+        &[projection::keys::WORKER][..],
         &[projection::keys::PUBLISHED][..],
     ] {
         for (k, _) in store.scan_prefix(prefix).map_err(fault)? {

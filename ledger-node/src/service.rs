@@ -338,10 +338,9 @@ impl ledger_server::Ledger for NodeService {
         for (k, v) in rows.into_iter().take(limit) {
             let index =
                 u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8-byte index suffix"));
-            let positions: Vec<u32> = v
-                .chunks_exact(4)
-                .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
-                .collect();
+            let positions = ledger_core::projection::WorkerEntry::decode(&v)
+                .map_err(|e| Status::internal(e.0))?
+                .positions;
             let rec = self
                 .ledger
                 .record(index)

@@ -12,6 +12,7 @@ pub mod genesis;
 pub mod ids;
 pub mod jurisdiction;
 pub mod limits;
+pub mod log_tree;
 pub mod merkle;
 pub mod money;
 pub mod params;

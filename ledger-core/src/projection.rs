@@ -17,6 +17,7 @@
 //! Key layout (one keyspace with the ledger, see [`crate::state::keys`]):
 //! - `w` worker `0x00` index (u64 BE) → [`WorkerEntry`]
 //! - `y` index (u64 BE) → [`Published`] (JSON)
+//! - `h` level position → the log's Merkle tree ([`crate::log_tree`]), derived like the rest
 //! - `mprojection` → [`PROJECTION_VERSION`] (u32 BE)
 //! - `mrulebook` → the rulebook the ledger was created with ([`crate::rulebook`])
 
@@ -32,7 +33,7 @@ use crate::time::{Date, Instant, Month};
 
 /// Format version of the projection. A node whose stored projection has another version (or
 /// none) rebuilds it from the log at start-up.
-pub const PROJECTION_VERSION: u32 = 1;
+pub const PROJECTION_VERSION: u32 = 2;
 
 pub mod keys {
     pub use crate::state::keys::{worker, worker_prefix, WORKER};
@@ -472,7 +473,10 @@ pub fn rulebook(view: &dyn StateRead) -> Result<Rulebook, StoreFault> {
 
 /// True when a key belongs to the projection (what a rebuild clears and replays).
 pub fn is_projection_key(key: &[u8]) -> bool {
-    matches!(key.first(), Some(&keys::WORKER) | Some(&keys::PUBLISHED)) || key == keys::VERSION
+    matches!(
+        key.first(),
+        Some(&keys::WORKER) | Some(&keys::PUBLISHED) | Some(&crate::log_tree::TREE)
+    ) || key == keys::VERSION
 }
 
 /// Reads a base state through pending writes: what a replay sees between its commits.
@@ -519,6 +523,12 @@ pub fn replay(view: &dyn StateRead, from: u64, to: u64) -> Result<Writes, StoreF
             &body.kind,
         )?;
         pending.extend(w);
+        crate::log_tree::append(
+            view,
+            &mut pending,
+            index - 1,
+            crate::log_tree::event_leaf(&rec.event_id, rec.stamp),
+        )?;
     }
     Ok(pending)
 }

@@ -465,6 +465,12 @@ pub fn apply_entry(
                 st.put(keys::event(index), rec.encode());
                 st.put(keys::event_id(&ev.id), index.to_be_bytes().to_vec());
                 st.writes.extend(projected);
+                crate::log_tree::append(
+                    st.base,
+                    &mut st.writes,
+                    index - 1,
+                    crate::log_tree::event_leaf(&ev.id, stamp),
+                )?;
                 head = Head { size: index, chain };
                 outcomes.push(Outcome::Appended(Receipt {
                     event_id: ev.id,

@@ -218,7 +218,11 @@ fn valid_flow_appends_in_order_and_extends_the_chain() {
     };
     assert!(entry(2).positions.is_empty());
     assert_eq!(entry(3).positions, vec![0, 1]);
-    assert_eq!(entry(3).facts.len(), 2, "the entry holds the worker's facts");
+    assert_eq!(
+        entry(3).facts.len(),
+        2,
+        "the entry holds the worker's facts"
+    );
     let guard = keys::joined(
         keys::DECLARATION,
         &["E1", "W-1", "CN-44", "2024-05", "pension"],

@@ -32,6 +32,7 @@ pub fn rebuild(store: &dyn Store, mut progress: impl FnMut(u64, u64)) -> Result<
     let mut clear = Writes::new();
     for prefix in [
         &[projection::keys::WORKER][..],
+        &[ledger_core::log_tree::TREE][..],
         &[projection::keys::PUBLISHED][..],
     ] {
         for (k, _) in store.scan_prefix(prefix).map_err(fault)? {

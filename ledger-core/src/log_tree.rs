@@ -82,7 +82,7 @@ fn split(n: u64) -> u64 {
 
 /// The tree hash of leaves `start..start + len` (len ≥ 1).
 fn subtree(view: &dyn StateRead, start: u64, len: u64) -> Result<Hash32, StoreFault> {
-    if len.is_power_of_two() && start % len == 0 {
+    if len.is_power_of_two() && start.is_multiple_of(len) {
         return read(
             view,
             &Writes::new(),

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod jsonl;
 pub mod keys;
+pub mod proofs;
 
 use ed25519_dalek::{Signer, SigningKey};
 use ledger_core::envelope::{read_message, Envelope};
@@ -40,6 +41,19 @@ pub enum ClientError {
 
 fn rpc_message(s: &tonic::Status) -> String {
     format!("the node answered {:?}: {}", s.code(), s.message())
+}
+
+/// Every endpoint of ./ledger-data/client.toml (empty when there is none).
+pub fn client_endpoints() -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct ClientToml {
+        endpoints: Vec<String>,
+    }
+    std::fs::read_to_string(DEFAULT_CLIENT_CONFIG)
+        .ok()
+        .and_then(|t| toml::from_str::<ClientToml>(&t).ok())
+        .map(|c| c.endpoints)
+        .unwrap_or_default()
 }
 
 /// The node to talk to: `--node`, else the first endpoint of ./ledger-data/client.toml, else
@@ -219,6 +233,59 @@ impl Client {
             ClientError::Invalid(format!("the node sent a bad coverage answer: {e}"))
         })?;
         Ok((doc, r.log_size))
+    }
+
+    /// The worker's statement file (pcl-statement/1), cosigned by the nodes that verified it.
+    pub async fn statement(
+        &mut self,
+        worker: &str,
+        key: &SigningKey,
+    ) -> Result<String, ClientError> {
+        Ok(self
+            .rights
+            .statement(rights_pb::StatementRequest {
+                worker: worker.to_string(),
+                token: Some(read_token(key, worker)),
+            })
+            .await?
+            .into_inner()
+            .json)
+    }
+
+    /// The node's signed checkpoint, its verifier key, and the fork evidence it holds.
+    pub async fn checkpoint(&mut self) -> Result<rights_pb::CheckpointResponse, ClientError> {
+        Ok(self
+            .rights
+            .checkpoint(rights_pb::CheckpointRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// Asks the node to cosign a checkpoint note.
+    pub async fn cosign(&mut self, note: &str) -> Result<String, ClientError> {
+        Ok(self
+            .rights
+            .cosign(rights_pb::CosignRequest {
+                note: note.to_string(),
+            })
+            .await?
+            .into_inner()
+            .note)
+    }
+
+    /// A consistency proof between two sizes of the node's tree.
+    pub async fn consistency(&mut self, old: u64, new: u64) -> Result<Vec<Hash32>, ClientError> {
+        let r = self
+            .rights
+            .consistency(rights_pb::ConsistencyRequest {
+                old_size: old,
+                new_size: new,
+            })
+            .await?
+            .into_inner();
+        merkle::proof_from_bytes(&r.proof).ok_or_else(|| {
+            ClientError::Invalid("the node sent a malformed consistency proof".into())
+        })
     }
 
     pub async fn worker_events(

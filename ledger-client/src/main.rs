@@ -81,6 +81,40 @@ enum Command {
         #[arg(long)]
         jurisdiction: String,
     },
+    /// A self-contained statement of the worker's records: the worker's events (only their lines
+    /// of each batch), each with its inclusion proof, and a checkpoint cosigned by the nodes.
+    Statement {
+        worker: String,
+        /// The worker's key or an agency key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the statement (JSON, format pcl-statement/1).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a statement offline against trusted node keys, and print what it proves. Exit 0
+    /// only if every byte verifies.
+    Verify {
+        /// The statement file.
+        file: PathBuf,
+        /// Trusted node keys: one C2SP verifier key per line (`ledger-node dev` writes
+        /// ledger-data/trust.txt).
+        #[arg(long)]
+        trust: PathBuf,
+        /// Date of the recomputed entitlement (YYYY-MM-DD) [default: today].
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Fetch every node's checkpoint, check the consistency proofs between them, and report
+    /// agreement or the evidence of a fork. Exit 0 only on agreement.
+    Audit {
+        /// Nodes to audit (repeat) [default: every endpoint of ./ledger-data/client.toml, else --node].
+        #[arg(long = "endpoint")]
+        endpoints: Vec<String>,
+        /// Also require each node's key to be in this trust file.
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
     /// The node's view of the ledger: members, leader, log size, head.
     Status,
     /// Load generator: registers employers and persons, then submits signed payroll
@@ -266,6 +300,171 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", render::coverage(&doc));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Statement { worker, key, out } => {
+            let key = keys::load(key)?;
+            let mut client = connect(&cli.node).await?;
+            let text = client.statement(worker, &key).await?;
+            // Check what the node sent before handing it on: it must verify with the keys that
+            // signed it, and it is written only whole.
+            let st: ledger_core::statement::Statement = serde_json::from_str(&text)?;
+            let note = ledger_core::checkpoint::SignedNote::parse(&st.checkpoint)?;
+            let tmp = out.with_extension("partial");
+            std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+            let cp = ledger_core::checkpoint::Checkpoint::parse_body(&note.text)?;
+            let signers: Vec<&str> = note.signatures.iter().map(|s| s.name.as_str()).collect();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"file": out, "worker": worker, "events": st.events.len(),
+                           "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.to_hex()},
+                           "signed_by": signers})
+                );
+            } else {
+                println!(
+                    "wrote {}: {} event(s) of worker {worker}, checkpoint of {} at {} events signed by {}",
+                    out.display(),
+                    st.events.len(),
+                    cp.origin,
+                    cp.size,
+                    signers.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { file, trust, as_of } => {
+            let trusted = ledger_client::proofs::load_trust(trust)?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let proven = match ledger_client::proofs::verify_statement(&text, &trusted) {
+                Ok(p) => p,
+                Err(e) => {
+                    if cli.json {
+                        println!("{}", json!({"valid": false, "reason": e.to_string()}));
+                    }
+                    bail!("{e}");
+                }
+            };
+            let as_of: ledger_core::time::Date = match as_of {
+                Some(d) => d.parse().map_err(|e| anyhow::anyhow!("--as-of: {e}"))?,
+                None => ledger_core::time::Instant::from_unix_utc(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)?
+                        .as_secs() as i64,
+                    0,
+                )?
+                .local_date(),
+            };
+            let entitlement = if proven.complete {
+                Some(ledger_client::proofs::recompute(&proven, as_of)?)
+            } else {
+                None
+            };
+            if cli.json {
+                let events: Vec<serde_json::Value> = proven
+                    .events
+                    .iter()
+                    .map(|e| {
+                        json!({"index": e.index, "event_id": e.event_id.to_hex(),
+                               "appended_at": e.appended_at, "type": e.body.kind.type_name(),
+                               "line_positions": e.line_positions,
+                               "signers": e.signers.iter().map(|s| s.to_hex()).collect::<Vec<_>>(),
+                               "event": to_json_event(&e.body)})
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"valid": true, "worker": proven.worker,
+                           "checkpoint": {"origin": proven.checkpoint.origin, "size": proven.checkpoint.size,
+                                          "root": proven.checkpoint.root.to_hex()},
+                           "signed_by": proven.signed_by, "complete": proven.complete,
+                           "events": events, "entitlement": entitlement})
+                );
+            } else {
+                println!(
+                    "VALID: statement of worker {} — {} event(s) in ledger {} (checkpoint at {} events, root {}), signed by {}",
+                    proven.worker,
+                    proven.events.len(),
+                    proven.checkpoint.origin,
+                    proven.checkpoint.size,
+                    &proven.checkpoint.root.to_hex()[..16],
+                    proven.signed_by.join(", ")
+                );
+                for e in &proven.events {
+                    println!(
+                        "  #{:<6} {}  {}",
+                        e.index,
+                        e.appended_at,
+                        render::proven_event(&e.body.kind)
+                    );
+                }
+                if let Some(ent) = &entitlement {
+                    println!("Recomputed from the proven events:");
+                    print!(
+                        "{}",
+                        render::entitlement(&serde_json::to_value(ent)?, proven.checkpoint.size)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { endpoints, trust } => {
+            let mut urls = endpoints.clone();
+            if urls.is_empty() {
+                urls = ledger_client::client_endpoints();
+            }
+            if urls.is_empty() {
+                urls.push(cli.node.clone().unwrap_or_else(default_node_url));
+            }
+            let trusted = trust
+                .as_ref()
+                .map(|t| ledger_client::proofs::load_trust(t))
+                .transpose()?;
+            let (nodes, forks) = ledger_client::proofs::audit(&urls, trusted.as_deref()).await;
+            let held: usize = nodes.iter().map(|n| n.forks.len()).sum();
+            let agree = forks.is_empty() && held == 0 && nodes.iter().all(|n| n.error.is_none());
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"agree": agree, "nodes": nodes, "forks": forks})
+                );
+            } else {
+                for n in &nodes {
+                    match &n.error {
+                        None => println!(
+                            "  {:<28} {:<10} size {:<8} root {}{}",
+                            n.url,
+                            n.name.clone().unwrap_or_default(),
+                            n.size.unwrap_or(0),
+                            &n.root.clone().unwrap_or_default()
+                                [..16.min(n.root.as_ref().map_or(0, String::len))],
+                            if n.forks.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  HOLDS {} FORK NOTE(S)", n.forks.len())
+                            }
+                        ),
+                        Some(e) => println!("  {:<28} unreachable or invalid: {e}", n.url),
+                    }
+                }
+                for f in &forks {
+                    println!("FORK between {} and {}: {}", f.a, f.b, f.why);
+                }
+                println!(
+                    "{}",
+                    if agree {
+                        "all nodes agree: every checkpoint is consistent with every other"
+                    } else {
+                        "the nodes do NOT agree (see above)"
+                    }
+                );
+            }
+            Ok(if agree {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Bench {
             key,

@@ -218,3 +218,46 @@ pub fn coverage(d: &Value) -> String {
     }
     o
 }
+
+/// One line about a proven event: who declared what, where and when.
+pub fn proven_event(kind: &ledger_core::event::EventKind) -> String {
+    use ledger_core::event::EventKind as K;
+    match kind {
+        K::ContributionsDeclared(d) => {
+            let lines: Vec<String> = d
+                .lines
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} base {} employer {} employee {}",
+                        l.scheme.as_str(),
+                        l.base,
+                        l.employer_amount,
+                        l.employee_amount
+                    )
+                })
+                .collect();
+            format!(
+                "contributions {} {} by {}{}: {}",
+                d.period,
+                d.jurisdiction,
+                d.employer,
+                if d.back_pay { " (back pay)" } else { "" },
+                lines.join("; ")
+            )
+        }
+        K::FlexibleContribution(f) => format!(
+            "flexible {} {} {} base {} amount {}",
+            f.period,
+            f.jurisdiction,
+            f.scheme.as_str(),
+            f.base,
+            f.amount
+        ),
+        K::ContractRegistered(c) => format!(
+            "contract {} with {} in {} ({:?}) from {}",
+            c.contract, c.employer, c.jurisdiction, c.form, c.start
+        ),
+        other => other.type_name().to_string(),
+    }
+}

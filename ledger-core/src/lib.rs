@@ -22,6 +22,7 @@ pub mod refusal;
 pub mod rulebook;
 pub mod rules;
 pub mod state;
+pub mod statement;
 pub mod time;
 pub mod validate;
 pub mod wire;

@@ -241,6 +241,24 @@ fn terminate(child: &tokio::process::Child) {
     }
 }
 
+/// Gathers every node's checkpoint verifier key (written by the node at start) into
+/// `DIR/trust.txt`, the file `ledger-client verify --trust` reads.
+fn write_trust_file(dir: &Path, configs: &[(NodeConfig, PathBuf)]) -> anyhow::Result<()> {
+    let mut trust = String::from(
+        "# Checkpoint keys of the local ledger's nodes (C2SP verifier keys), one per line.\n",
+    );
+    for (cfg, path) in configs {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let pub_file = base.join(&cfg.data_dir).join("node.pub");
+        let key = std::fs::read_to_string(&pub_file)
+            .with_context(|| format!("reading {}", pub_file.display()))?;
+        trust.push_str(key.trim());
+        trust.push('\n');
+    }
+    std::fs::write(dir.join("trust.txt"), trust).context("writing trust.txt")?;
+    Ok(())
+}
+
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let stop = crate::server::shutdown_signal();
     let configs = prepare(&opts)?;
@@ -260,6 +278,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         children.push(child);
     }
     wait_for_leader(&configs[0].0).await?;
+    write_trust_file(&opts.data_dir, &configs)?;
     let dir = opts.data_dir.display();
     println!(
         "local ledger running ({} node{}):",
@@ -274,6 +293,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     }
     println!("agency keys:   {dir}/keys/<JURISDICTION>.key");
     println!("client config: {dir}/client.toml");
+    println!("node keys:     {dir}/trust.txt (for `ledger-client verify --trust`)");
     println!("press Ctrl-C to stop");
     tokio::select! {
         _ = stop => {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dev;
 pub mod head_marker;
 pub mod ledger;
+pub mod notary;
 pub mod projection;
 pub mod raft;
 pub mod rights;

@@ -6,23 +6,26 @@ use std::sync::Arc;
 
 use ledger_core::event::Role;
 use ledger_core::jurisdiction::Jurisdiction;
+use ledger_core::log_tree;
 use ledger_core::projection;
 use ledger_core::rules::{self, Params, RuleError};
-use ledger_core::state::{self, StoreFault};
+use ledger_core::state::{self, StateRead, StoreFault};
 use ledger_core::time::{Date, Instant};
 use ledger_proto::rights::{self as pb, rights_server};
 use tonic::{Request, Response, Status};
 
 use crate::ledger::{now, Ledger};
+use crate::notary::Notary;
 use crate::service::reader;
 
 pub struct RightsService {
     ledger: Arc<Ledger>,
+    notary: Arc<Notary>,
 }
 
 impl RightsService {
-    pub fn new(ledger: Arc<Ledger>) -> Self {
-        Self { ledger }
+    pub fn new(ledger: Arc<Ledger>, notary: Arc<Notary>) -> Self {
+        Self { ledger, notary }
     }
 
     /// The worker id, once the token shows the worker's own key or an agency key.
@@ -129,4 +132,123 @@ impl rights_server::Rights for RightsService {
             log_size,
         }))
     }
+
+    async fn statement(
+        &self,
+        request: Request<pb::StatementRequest>,
+    ) -> Result<Response<pb::StatementResponse>, Status> {
+        let req = request.into_inner();
+        let worker = self.authorize(&req.worker, req.token)?;
+        let note = self.notary.cosigned(self.ledger.store()).await?;
+        let ledger = self.ledger.clone();
+        let json = tokio::task::spawn_blocking(move || build_statement(&ledger, &worker, note))
+            .await
+            .map_err(|e| Status::internal(format!("statement task: {e}")))??;
+        Ok(Response::new(pb::StatementResponse { json }))
+    }
+
+    async fn checkpoint(
+        &self,
+        _: Request<pb::CheckpointRequest>,
+    ) -> Result<Response<pb::CheckpointResponse>, Status> {
+        let note = self.notary.checkpoint(self.ledger.store())?;
+        Ok(Response::new(pb::CheckpointResponse {
+            note: note.format(),
+            verifier: self.notary.verifier().verifier_string(),
+            forks: self.notary.forks(),
+        }))
+    }
+
+    async fn cosign(
+        &self,
+        request: Request<pb::CosignRequest>,
+    ) -> Result<Response<pb::CosignResponse>, Status> {
+        let text = request.into_inner().note;
+        if text.len() > MAX_NOTE_BYTES {
+            return Err(Status::invalid_argument("checkpoint note too large"));
+        }
+        let note = self.notary.cosign(self.ledger.store(), &text)?;
+        Ok(Response::new(pb::CosignResponse {
+            note: note.format(),
+        }))
+    }
+
+    async fn consistency(
+        &self,
+        request: Request<pb::ConsistencyRequest>,
+    ) -> Result<Response<pb::ConsistencyResponse>, Status> {
+        let r = request.into_inner();
+        let store = self.ledger.store();
+        let read = |e: StoreFault| Status::internal(e.to_string());
+        let size = state::read_head(store).map_err(read)?.size;
+        if r.old_size > r.new_size || r.new_size > size {
+            return Err(Status::invalid_argument(format!(
+                "no consistency proof from {} to {} on a tree of {size}",
+                r.old_size, r.new_size
+            )));
+        }
+        let proof = log_tree::consistency_proof(store, r.old_size, r.new_size).map_err(read)?;
+        Ok(Response::new(pb::ConsistencyResponse {
+            proof: ledger_core::merkle::proof_to_bytes(&proof),
+        }))
+    }
+}
+
+/// Largest checkpoint note a node accepts to cosign.
+pub const MAX_NOTE_BYTES: usize = 64 * 1024;
+
+/// The statement of `worker`'s events up to the checkpoint's size (statement.rs has the format).
+fn build_statement(
+    ledger: &Ledger,
+    worker: &str,
+    note: ledger_core::checkpoint::SignedNote,
+) -> Result<String, Status> {
+    use ledger_core::statement::{redacted, Statement, StatementEvent, STATEMENT_FORMAT};
+    let store = ledger.store();
+    let read = |e: StoreFault| Status::internal(e.to_string());
+    let cp = ledger_core::checkpoint::Checkpoint::parse_body(&note.text)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let pack = |index: u64, positions: &[u32]| -> Result<StatementEvent, Status> {
+        let rec = ledger
+            .record(index)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .ok_or_else(|| Status::internal(format!("event {index} missing")))?;
+        let (env, kept, proofs) = redacted(&rec.envelope, positions);
+        let inclusion = log_tree::inclusion_proof(store, index - 1, cp.size).map_err(read)?;
+        Ok(StatementEvent::new(
+            index, rec.stamp, &env, kept, proofs, inclusion,
+        ))
+    };
+    let mut events = Vec::new();
+    let rows = store
+        .scan_prefix(&projection::keys::worker_prefix(worker))
+        .map_err(read)?;
+    if rows.is_empty() {
+        return Err(Status::not_found(format!(
+            "unknown worker {worker}: no records on this ledger"
+        )));
+    }
+    for (k, v) in rows {
+        let index = projection::index_of_key(&k).ok_or_else(|| Status::internal("bad key"))?;
+        if index > cp.size {
+            continue;
+        }
+        let entry = projection::WorkerEntry::decode(&v).map_err(read)?;
+        events.push(pack(index, &entry.positions)?);
+    }
+    let mut parameters = Vec::new();
+    for p in projection::published(store).map_err(read)? {
+        if p.index <= cp.size {
+            parameters.push(pack(p.index, &[])?);
+        }
+    }
+    let st = Statement {
+        format: STATEMENT_FORMAT.to_string(),
+        worker: worker.to_string(),
+        checkpoint: note.format(),
+        complete: true,
+        events,
+        parameters,
+    };
+    Ok(serde_json::to_string_pretty(&st).expect("statements serialize"))
 }

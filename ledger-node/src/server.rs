@@ -64,8 +64,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let service = LedgerServer::new(NodeService::new(ledger.clone(), config.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let notary = Arc::new(crate::notary::Notary::open(
+        &config.data_dir,
+        &config.node_id,
+        &ledger.genesis().ledger,
+        cosigning_peers(&config),
+    )?);
+    tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
     let rights = ledger_proto::rights::rights_server::RightsServer::new(
-        crate::rights::RightsService::new(ledger.clone()),
+        crate::rights::RightsService::new(ledger.clone(), notary),
     );
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -141,4 +148,17 @@ async fn start_replicated(
         tracing::info!(members = ids.len(), "initialised a new Raft cluster");
     }
     Ok(ledger)
+}
+
+/// The public URLs of the other nodes, asked to cosign this node's checkpoints.
+fn cosigning_peers(config: &NodeConfig) -> Vec<String> {
+    let mut out: Vec<String> = config.peers.iter().map(|p| p.address.clone()).collect();
+    if let Some(r) = &config.raft {
+        for m in r.members.iter().filter(|m| m.id != r.id) {
+            if !out.contains(&m.public_address) {
+                out.push(m.public_address.clone());
+            }
+        }
+    }
+    out
 }

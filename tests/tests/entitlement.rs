@@ -201,6 +201,9 @@ fn entitlement_and_coverage_through_the_cli() {
 #[test]
 fn every_node_of_a_cluster_answers_the_same_entitlement() {
     let cluster = TestCluster::start(3);
+    for i in 0..3 {
+        wait_for("a leader", || cluster.leader_seen_by(i).is_some());
+    }
     let agency = cluster.key_path("CN-44");
     let out = cluster.submit(1, &agency, &[person("W-C", "CN-44")]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -121,7 +121,9 @@ impl StatementEvent {
             .map_err(|e| at(format!("the envelope does not decode: {e}")))?;
         // One envelope, one encoding: bytes that decode to the same message are still a change.
         if B64.encode(&bytes) != self.envelope || pb.encode_to_vec() != bytes {
-            return Err(at("the envelope is not in its canonical encoding (altered)".into()));
+            return Err(at(
+                "the envelope is not in its canonical encoding (altered)".into(),
+            ));
         }
         let env = Envelope::from_pb(pb).map_err(|r| at(r.to_string()))?;
         env.verify_signatures().map_err(|r| at(r.to_string()))?;
@@ -211,7 +213,10 @@ pub fn verify(text: &str, trusted: &[NoteKey]) -> Result<Proven, StatementError>
     // Every signature must be checkable: a line by an unknown key could be anything, including
     // an altered one, so it is refused rather than skipped.
     for s in &note.signatures {
-        if !trusted.iter().any(|k| k.name == s.name && k.id() == s.key_id) {
+        if !trusted
+            .iter()
+            .any(|k| k.name == s.name && k.id() == s.key_id)
+        {
             return fail(format!(
                 "its checkpoint carries a signature by {:?}, a key not in the trust file (add that node's key to the trust file)",
                 s.name

@@ -261,6 +261,46 @@ impl Client {
             .into_inner())
     }
 
+    /// The receipt proof of an event, checked here against the keys that signed its checkpoint:
+    /// (index, stamp, checkpoint note). `trusted` empty accepts the node's own signature.
+    pub async fn proof(
+        &mut self,
+        event_id: &Hash32,
+        trusted: &[ledger_core::checkpoint::NoteKey],
+    ) -> Result<(u64, String, String), ClientError> {
+        use ledger_core::checkpoint::{Checkpoint, SignedNote};
+        let r = self
+            .rights
+            .proof(rights_pb::ProofRequest {
+                event_id: event_id.0.to_vec(),
+            })
+            .await?
+            .into_inner();
+        let bad = |m: String| ClientError::Invalid(format!("the proof of {event_id} fails: {m}"));
+        let note = SignedNote::parse(&r.checkpoint).map_err(|e| bad(e.to_string()))?;
+        if !trusted.is_empty()
+            && note
+                .verify(trusted)
+                .map_err(|e| bad(e.to_string()))?
+                .is_empty()
+        {
+            return Err(bad("no trusted node signed its checkpoint".into()));
+        }
+        let cp = Checkpoint::parse_body(&note.text).map_err(|e| bad(e.to_string()))?;
+        let stamp: ledger_core::time::Instant = r
+            .appended_at
+            .parse()
+            .map_err(|e| bad(format!("stamp: {e}")))?;
+        let path = merkle::proof_from_bytes(&r.inclusion).ok_or_else(|| bad("malformed".into()))?;
+        let leaf = ledger_core::log_tree::event_leaf(event_id, stamp);
+        if r.index == 0 || !merkle::verify_inclusion(&leaf, r.index - 1, cp.size, &path, &cp.root) {
+            return Err(bad(
+                "the inclusion proof does not lead to the checkpoint's root".into(),
+            ));
+        }
+        Ok((r.index, r.appended_at, r.checkpoint))
+    }
+
     /// Asks the node to cosign a checkpoint note.
     pub async fn cosign(&mut self, note: &str) -> Result<String, ClientError> {
         Ok(self

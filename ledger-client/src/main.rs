@@ -115,6 +115,14 @@ enum Command {
         #[arg(long)]
         trust: Option<PathBuf>,
     },
+    /// The receipt proof of an event: its index, its inclusion proof and a cosigned checkpoint
+    /// that includes it, checked here (against --trust when given).
+    Proof {
+        /// The event id (64 hex digits), as `submit` printed it.
+        event_id: String,
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
     /// The node's view of the ledger: members, leader, log size, head.
     Status,
     /// Load generator: registers employers and persons, then submits signed payroll
@@ -409,6 +417,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Proof { event_id, trust } => {
+            let id =
+                ledger_core::event::Hash32::from_hex(event_id).map_err(|e| anyhow::anyhow!(e))?;
+            let trusted = match trust {
+                Some(t) => ledger_client::proofs::load_trust(t)?,
+                None => Vec::new(),
+            };
+            let mut client = connect(&cli.node).await?;
+            let (index, appended_at, checkpoint) = client.proof(&id, &trusted).await?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"event_id": event_id, "index": index, "appended_at": appended_at,
+                           "checkpoint": checkpoint, "verified": true})
+                );
+            } else {
+                println!("event {event_id}\n  index {index}, appended at {appended_at}\n  included in this checkpoint (proof verified):");
+                for l in checkpoint.lines() {
+                    println!("    {l}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit { endpoints, trust } => {
             let mut urls = endpoints.clone();
             if urls.is_empty() {
@@ -528,6 +559,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status => {
             let mut client = connect(&cli.node).await?;
             let s = client.status().await?;
+            // The node's signed checkpoint and any fork evidence it holds (the alarm).
+            let cp = client.checkpoint().await.ok();
+            let cp_body = cp.as_ref().and_then(|c| {
+                ledger_core::checkpoint::SignedNote::parse(&c.note)
+                    .ok()
+                    .and_then(|n| ledger_core::checkpoint::Checkpoint::parse_body(&n.text).ok())
+            });
+            let forks = cp.as_ref().map_or(0, |c| c.forks.len());
             // Each member's own view: its state and how far it has applied.
             let mut nodes = Vec::new();
             for m in &s.raft_members {
@@ -564,6 +603,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "snapshot_index": s.snapshot_index,
                         }) },
                         "nodes": nodes,
+                        "checkpoint": cp_body.as_ref().map(|c| json!({
+                            "origin": c.origin, "size": c.size, "root": c.root.to_hex(),
+                            "note": cp.as_ref().map(|c| c.note.clone()),
+                            "verifier": cp.as_ref().map(|c| c.verifier.clone()),
+                        })),
+                        "forks": forks,
                     })
                 );
             } else {
@@ -575,6 +620,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("leader    {}", s.leader);
                 println!("log size  {} events", s.log_size);
                 println!("head      {}", s.head_hash);
+                if let Some(c) = &cp_body {
+                    println!("checkpoint {} events, root {}", c.size, c.root.to_hex());
+                }
+                if forks > 0 {
+                    println!("ALARM     this node holds evidence of {forks} conflicting checkpoint(s): run `ledger-client audit`");
+                }
                 if nodes.is_empty() {
                     println!("members   {}", s.members.join(", "));
                 } else {

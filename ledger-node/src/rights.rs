@@ -173,6 +173,14 @@ impl rights_server::Rights for RightsService {
         }))
     }
 
+    async fn proof(
+        &self,
+        request: Request<pb::ProofRequest>,
+    ) -> Result<Response<pb::ProofResponse>, Status> {
+        let id = request.into_inner().event_id;
+        Ok(Response::new(self.proof_of(&id).await?))
+    }
+
     async fn consistency(
         &self,
         request: Request<pb::ConsistencyRequest>,
@@ -191,6 +199,40 @@ impl rights_server::Rights for RightsService {
         Ok(Response::new(pb::ConsistencyResponse {
             proof: ledger_core::merkle::proof_to_bytes(&proof),
         }))
+    }
+}
+
+#[tonic::async_trait]
+trait ProofOf {
+    async fn proof_of(&self, id: &[u8]) -> Result<pb::ProofResponse, Status>;
+}
+
+#[tonic::async_trait]
+impl ProofOf for RightsService {
+    async fn proof_of(&self, id: &[u8]) -> Result<pb::ProofResponse, Status> {
+        let id = ledger_core::event::Hash32::from_slice(id).map_err(Status::invalid_argument)?;
+        let store = self.ledger.store();
+        let read = |e: StoreFault| Status::internal(e.to_string());
+        let index = store
+            .get(&state::keys::event_id(&id))
+            .map_err(read)?
+            .and_then(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes))
+            .ok_or_else(|| Status::not_found(format!("event {id} is not in this node's log")))?;
+        let rec = self
+            .ledger
+            .record(index)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .ok_or_else(|| Status::internal(format!("event {index} missing")))?;
+        let note = self.notary.cosigned(store).await?;
+        let cp = ledger_core::checkpoint::Checkpoint::parse_body(&note.text)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let inclusion = log_tree::inclusion_proof(store, index - 1, cp.size).map_err(read)?;
+        Ok(pb::ProofResponse {
+            index,
+            appended_at: rec.stamp.to_string(),
+            inclusion: ledger_core::merkle::proof_to_bytes(&inclusion),
+            checkpoint: note.format(),
+        })
     }
 }
 

@@ -67,8 +67,8 @@ fn a_cosigned_statement_verifies_offline_and_any_altered_byte_fails() {
             )
         })
         .collect();
-    let out = cluster.submit(1, &employer, &months);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let declared = cluster.submit(1, &employer, &months);
+    assert!(declared.status.success(), "{}", stderr(&declared));
     let size = cluster.status(1).unwrap()["log_size"].as_u64().unwrap();
     for i in 0..3 {
         wait_for("every node to apply the log", || {
@@ -88,6 +88,20 @@ fn a_cosigned_statement_verifies_offline_and_any_altered_byte_fails() {
     let trust_file = carried.path().join("trust.txt");
     std::fs::write(&trust_file, &trust).unwrap();
     let t = trust_file.to_str().unwrap();
+
+    // The receipt proof of one declaration, fetched by its event id and checked by the client.
+    let first_id = receipts(&declared)[0]["event_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let proof = ok(&client(
+        &cluster.url(2),
+        &["--json", "proof", &first_id, "--trust", t],
+    ));
+    assert_eq!(proof["verified"], true);
+    assert_eq!(proof["index"], size - 2);
+    let unknown = client(&cluster.url(2), &["proof", &"ab".repeat(32)]);
+    assert!(!unknown.status.success());
 
     let file = carried.path().join("statement.json");
     let f = file.to_str().unwrap();
@@ -207,6 +221,8 @@ fn nodes_agree_in_an_audit_and_a_conflicting_checkpoint_is_refused_and_reported(
             "the evidence is kept and reported"
         );
     });
+    let status = cluster.status(0).unwrap();
+    assert_eq!(status["forks"], 1, "status raises the alarm: {status}");
     let audit = client(&urls[0], &args);
     assert!(
         !audit.status.success(),

@@ -84,4 +84,51 @@ proptest! {
     fn random_json_lines_never_panic(text in ".{0,200}") {
         let _ = parse_json_event(&text);
     }
+
+    // Checkpoint notes arrive from peers (Cosign) and in statements: any text is refused or
+    // parsed, never a panic; a mutated valid note never verifies as a different checkpoint.
+    #[test]
+    fn random_and_mutated_checkpoint_notes_never_panic(text in "(?s).{0,300}", pos in any::<usize>(), byte in any::<u8>()) {
+        use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote};
+        if let Ok(n) = SignedNote::parse(&text) {
+            let _ = Checkpoint::parse_body(&n.text);
+            let _ = n.verify(&[]);
+        }
+        let _ = Checkpoint::parse_body(&text);
+        let _ = NoteKey::parse_verifier(&text);
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let cp = Checkpoint { origin: "o".into(), size: 7, root: ledger_core::event::Hash32([1; 32]) };
+        let mut note = SignedNote::new(cp.body());
+        note.sign("n", &key).unwrap();
+        let mut bytes = note.format().into_bytes();
+        let p = pos % bytes.len();
+        if bytes[p] != byte {
+            bytes[p] = byte;
+            if let Ok(t) = String::from_utf8(bytes) {
+                let trusted = [NoteKey::new("n", ledger_core::event::PublicKeyBytes(key.verifying_key().to_bytes())).unwrap()];
+                if let Ok(m) = SignedNote::parse(&t) {
+                    if let Ok(signed) = m.verify(&trusted) {
+                        if !signed.is_empty() {
+                            prop_assert_eq!(Checkpoint::parse_body(&m.text).ok(), Some(cp));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Statement files come from anywhere: arbitrary text is refused, never a panic.
+    #[test]
+    fn random_statements_never_panic(text in "(?s).{0,400}") {
+        let _ = ledger_core::statement::verify(&text, &[]);
+        let json = format!(r#"{{"format":"pcl-statement/1","worker":"W","checkpoint":{},"complete":true,"events":[{{"index":1,"appended_at":"2024-01-01T00:00:00Z","envelope":{},"inclusion":[]}}]}}"#,
+            serde_json::to_string(&text).unwrap(), serde_json::to_string(&text).unwrap());
+        let _ = ledger_core::statement::verify(&json, &[]);
+    }
+
+    // Worker index entries are read back from the store: any bytes are an error or an entry.
+    #[test]
+    fn random_worker_entries_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = ledger_core::projection::WorkerEntry::decode(&bytes);
+    }
 }

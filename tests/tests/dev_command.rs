@@ -48,6 +48,11 @@ fn dev_creates_keys_and_client_config_and_restarts_with_its_data() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{j}.key is private");
     }
+    // Every node's checkpoint key, gathered for `verify --trust`.
+    let trust = dir.path().join("trust.txt");
+    wait_for("dev to write trust.txt", || trust.exists());
+    let keys = ledger_client::proofs::load_trust(&trust).unwrap();
+    assert_eq!(keys.len(), 3, "one checkpoint key per node");
     let client_toml = std::fs::read_to_string(dir.path().join("client.toml")).unwrap();
     for i in 0..3 {
         let node = format!("http://127.0.0.1:{}", port + i);

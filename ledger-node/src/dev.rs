@@ -255,7 +255,10 @@ fn write_trust_file(dir: &Path, configs: &[(NodeConfig, PathBuf)]) -> anyhow::Re
         trust.push_str(key.trim());
         trust.push('\n');
     }
-    std::fs::write(dir.join("trust.txt"), trust).context("writing trust.txt")?;
+    // Written whole or not at all: readers may be waiting for it.
+    std::fs::write(dir.join("trust.txt.partial"), trust).context("writing trust.txt")?;
+    std::fs::rename(dir.join("trust.txt.partial"), dir.join("trust.txt"))
+        .context("writing trust.txt")?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ledger/v1/node.proto",
         "ledger/v1/raft.proto",
         "ledger/v1/rights.proto",
+        "ledger/v1/admin.proto",
     ];
     let fds = protox::compile(protos, ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

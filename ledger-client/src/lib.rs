@@ -100,6 +100,7 @@ pub struct WorkerEvent {
 pub struct Client {
     inner: LedgerClient<Channel>,
     rights: RightsClient<Channel>,
+    channel: Channel,
 }
 
 fn now_unix() -> i64 {
@@ -140,10 +141,14 @@ impl Client {
             .await
             .map_err(|e| err(format!("{e}; is the node running?")))?;
         let rights = RightsClient::new(channel.clone());
-        let inner = LedgerClient::new(channel)
+        let inner = LedgerClient::new(channel.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        Ok(Client { inner, rights })
+        Ok(Client {
+            inner,
+            rights,
+            channel,
+        })
     }
 
     /// Submits envelopes in one request; one outcome each, in order.
@@ -299,6 +304,41 @@ impl Client {
             ));
         }
         Ok((r.index, r.appended_at, r.checkpoint))
+    }
+
+    /// Changes the cluster's membership, signed by an agency key (any node forwards to the
+    /// leader). Adding a learner returns once it has caught up.
+    pub async fn change_membership(
+        &mut self,
+        key: &SigningKey,
+        change: ledger_proto::admin::change_membership_request::Change,
+    ) -> Result<ledger_proto::admin::ChangeMembershipResponse, ClientError> {
+        use ledger_core::envelope::AdminChange;
+        use ledger_proto::admin::change_membership_request::Change;
+        use ledger_proto::admin::{admin_client::AdminClient, ChangeMembershipRequest};
+        let text = match &change {
+            Change::AddLearner(a) => AdminChange::AddLearner {
+                id: a.id,
+                raft_address: &a.raft_address,
+                public_address: &a.public_address,
+            },
+            Change::Promote(id) => AdminChange::Promote(*id),
+            Change::Remove(id) => AdminChange::Remove(*id),
+        }
+        .text();
+        let status = self.status().await?;
+        let issued_at = now_unix();
+        let message = ledger_core::envelope::admin_message(&status.ledger, &text, issued_at);
+        let mut admin = AdminClient::new(self.channel.clone());
+        Ok(admin
+            .change_membership(ChangeMembershipRequest {
+                change: Some(change),
+                public_key: key.verifying_key().to_bytes().to_vec(),
+                issued_at,
+                signature: key.sign(&message).to_bytes().to_vec(),
+            })
+            .await?
+            .into_inner())
     }
 
     /// Asks the node to cosign a checkpoint note.

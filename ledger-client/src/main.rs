@@ -42,6 +42,9 @@ enum Command {
     /// Key administration.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Cluster membership: add a learner, promote it, remove a node (agency keys only).
+    #[command(subcommand)]
+    Member(MemberCommand),
     /// Sign each event of a JSONL file with every --key and submit them.
     Submit {
         /// Signing key file; repeat for co-signatures (e.g. employer and worker on a contract).
@@ -147,6 +150,39 @@ enum Command {
         /// Declarations per request.
         #[arg(long, default_value_t = 4)]
         batch: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Add a node as a learner; returns once it has caught up with the log.
+    Add {
+        /// An agency key (signs the change).
+        #[arg(long)]
+        key: PathBuf,
+        /// The new node's Raft id (its `[raft] id`).
+        #[arg(long)]
+        id: u64,
+        /// URL of its Raft service, e.g. http://10.0.0.4:7200
+        #[arg(long)]
+        raft_address: String,
+        /// URL of its public service, e.g. http://10.0.0.4:7100
+        #[arg(long)]
+        public_address: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        id: u64,
+    },
+    /// Remove a voter or a learner from the cluster.
+    Remove {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        id: u64,
     },
 }
 
@@ -417,6 +453,49 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Member(m) => {
+            use ledger_proto::admin::{change_membership_request::Change, AddLearner};
+            let (key, change) = match m {
+                MemberCommand::Add {
+                    key,
+                    id,
+                    raft_address,
+                    public_address,
+                } => (
+                    key,
+                    Change::AddLearner(AddLearner {
+                        id: *id,
+                        raft_address: raft_address.clone(),
+                        public_address: public_address.clone(),
+                    }),
+                ),
+                MemberCommand::Promote { key, id } => (key, Change::Promote(*id)),
+                MemberCommand::Remove { key, id } => (key, Change::Remove(*id)),
+            };
+            let key = keys::load(key)?;
+            let mut client = connect(&cli.node).await?;
+            let r = client.change_membership(&key, change).await?;
+            if cli.json {
+                let members: Vec<serde_json::Value> = r
+                    .members
+                    .iter()
+                    .map(|m| json!({"id": m.id, "raft_address": m.raft_address, "public_address": m.public_address, "voter": m.voter}))
+                    .collect();
+                println!("{}", json!({"message": r.message, "members": members}));
+            } else {
+                println!("{}", r.message);
+                for m in &r.members {
+                    println!(
+                        "  {:<3} {:<7} {}  (raft {})",
+                        m.id,
+                        if m.voter { "voter" } else { "learner" },
+                        m.public_address,
+                        m.raft_address
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Proof { event_id, trust } => {
             let id =
                 ledger_core::event::Hash32::from_hex(event_id).map_err(|e| anyhow::anyhow!(e))?;
@@ -576,12 +655,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 nodes.push((m, view));
             }
+            // The commit index is the leader's knowledge: take it from whichever view is the
+            // leader's.
+            let commit_index = std::iter::once(&s)
+                .chain(nodes.iter().filter_map(|(_, v)| v.as_ref()))
+                .map(|v| v.commit_index)
+                .max()
+                .unwrap_or(0);
             if cli.json {
                 let nodes: Vec<serde_json::Value> = nodes
                     .iter()
                     .map(|(m, v)| {
                         json!({
-                            "id": m.id, "address": m.public_address, "voter": m.voter,
+                            "id": m.id, "address": m.public_address, "raft_address": m.raft_address, "voter": m.voter,
                             "matched_index": m.matched_index, "reachable": v.is_some(),
                             "state": v.as_ref().map(|v| v.raft_state.clone()),
                             "term": v.as_ref().map(|v| v.term),
@@ -600,8 +686,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "raft": if s.raft_id == 0 { serde_json::Value::Null } else { json!({
                             "id": s.raft_id, "state": s.raft_state, "term": s.term,
                             "last_log_index": s.last_log_index, "applied_index": s.applied_index,
-                            "snapshot_index": s.snapshot_index,
+                            "snapshot_index": s.snapshot_index, "commit_index": commit_index,
                         }) },
+                        "commit_index": commit_index,
                         "nodes": nodes,
                         "checkpoint": cp_body.as_ref().map(|c| json!({
                             "origin": c.origin, "size": c.size, "root": c.root.to_hex(),
@@ -619,6 +706,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 println!("leader    {}", s.leader);
                 println!("log size  {} events", s.log_size);
+                if s.raft_id != 0 {
+                    println!("commit    {commit_index}");
+                }
                 println!("head      {}", s.head_hash);
                 if let Some(c) = &cp_body {
                     println!("checkpoint {} events, root {}", c.size, c.root.to_hex());

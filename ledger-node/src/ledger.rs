@@ -379,12 +379,9 @@ impl Ledger {
             .await
             .map_err(|e| LedgerError::Replication(e.to_string()))?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
-        let members: std::collections::BTreeMap<u64, crate::config::RaftMember> =
-            cfg.members.iter().map(|m| (m.id, m.clone())).collect();
         let appender = RaftAppender {
             raft: raft.clone(),
             store: store.clone(),
-            members,
         };
         tokio::spawn(appender.run(rx));
         Ok(Ledger {
@@ -401,7 +398,6 @@ impl Ledger {
 struct RaftAppender {
     raft: openraft::Raft<crate::raft::TypeConfig>,
     store: Arc<SledStore>,
-    members: std::collections::BTreeMap<u64, crate::config::RaftMember>,
 }
 
 impl RaftAppender {
@@ -459,9 +455,15 @@ impl RaftAppender {
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(request)).await {
             Err(_) => Err(LedgerError::NotCommitted(COMMIT_TIMEOUT)),
             Ok(Ok(response)) => Ok(response.data.outcomes),
-            Ok(Err(e)) => match e.forward_to_leader::<openraft::BasicNode>() {
+            Ok(Err(e)) => match e.forward_to_leader::<crate::raft::LedgerNode>() {
                 // Rare (this node is not the leader): encode again rather than copy every entry.
-                Some(forward) => self.forward(forward.leader_id, &events).await,
+                Some(forward) => {
+                    let address = forward
+                        .leader_node
+                        .as_ref()
+                        .map(|n| n.public_address.clone());
+                    self.forward(forward.leader_id, address, &events).await
+                }
                 None => Err(LedgerError::Replication(e.to_string())),
             },
         }
@@ -472,24 +474,29 @@ impl RaftAppender {
     async fn forward(
         &self,
         leader: Option<u64>,
+        address: Option<String>,
         events: &[VerifiedEvent],
     ) -> Result<Vec<OutcomeRecord>, LedgerError> {
         use ledger_proto::node as pb;
         let leader = leader.ok_or(LedgerError::NoLeader)?;
-        let member = self.members.get(&leader).ok_or_else(|| {
-            LedgerError::Replication(format!(
-                "leader {leader} is not in this node's [raft] members"
-            ))
-        })?;
+        // The leader's public address comes from the Raft membership, so members added at run
+        // time are reachable too.
+        let address = address
+            .or_else(|| crate::raft::public_address(&self.raft, leader))
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| {
+                LedgerError::Replication(format!(
+                    "leader {leader} has no public address in the membership"
+                ))
+            })?;
         let forwarded = async {
-            let mut client =
-                pb::ledger_client::LedgerClient::connect(member.public_address.clone())
-                    .await
-                    .map_err(|e| {
-                        LedgerError::Replication(format!("forwarding to leader {leader}: {e}"))
-                    })?
-                    .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
+            let mut client = pb::ledger_client::LedgerClient::connect(address.clone())
+                .await
+                .map_err(|e| {
+                    LedgerError::Replication(format!("forwarding to leader {leader}: {e}"))
+                })?
+                .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
             let events = events.iter().map(|e| e.envelope.to_pb()).collect();
             let response =
                 client

@@ -3,6 +3,7 @@
 //! development cluster ([`dev`]). The rules of the ledger are in `ledger-core`; this crate adds
 //! I/O around them and decides nothing the state machine decides.
 
+pub mod admin;
 pub mod config;
 pub mod dev;
 pub mod head_marker;

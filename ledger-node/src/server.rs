@@ -75,6 +75,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         crate::rights::RightsService::new(ledger.clone(), notary),
     );
 
+    let admin = ledger_proto::admin::admin_server::AdminServer::new(
+        crate::admin::AdminService::new(ledger.clone()),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -86,6 +89,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .add_service(reflection)
             .add_service(service)
             .add_service(rights)
+            .add_service(admin)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 async {
@@ -117,9 +121,9 @@ async fn start_replicated(
     genesis: ledger_core::genesis::Genesis,
 ) -> anyhow::Result<Ledger> {
     let ids: Vec<u64> = raft_cfg.members.iter().map(|m| m.id).collect();
-    if !ids.contains(&raft_cfg.id) {
-        anyhow::bail!("[raft] members must include this node's id {}", raft_cfg.id);
-    }
+    // A node not among the initial members joins later: it serves its Raft service and waits
+    // for an agency to add it (`ledger-client member add`); it never initialises a cluster.
+    let joining = !ids.contains(&raft_cfg.id);
     let ledger = Ledger::open_replicated(&config.data_dir, genesis, raft_cfg).await?;
     let raft = ledger.raft().expect("replicated ledger").clone();
     let listener = tokio::net::TcpListener::bind(raft_cfg.listen)
@@ -136,11 +140,25 @@ async fn start_replicated(
         }
     });
     let lowest = ids.iter().min().copied();
-    if lowest == Some(raft_cfg.id) && !raft.is_initialized().await? {
-        let members: std::collections::BTreeMap<u64, openraft::BasicNode> = raft_cfg
+    if joining && !raft.is_initialized().await? {
+        tracing::info!(
+            id = raft_cfg.id,
+            "not an initial member: waiting to be added as a learner"
+        );
+    }
+    if !joining && lowest == Some(raft_cfg.id) && !raft.is_initialized().await? {
+        let members: std::collections::BTreeMap<u64, crate::raft::LedgerNode> = raft_cfg
             .members
             .iter()
-            .map(|m| (m.id, openraft::BasicNode::new(m.raft_address.clone())))
+            .map(|m| {
+                (
+                    m.id,
+                    crate::raft::LedgerNode {
+                        raft_address: m.raft_address.clone(),
+                        public_address: m.public_address.clone(),
+                    },
+                )
+            })
             .collect();
         raft.initialize(members)
             .await

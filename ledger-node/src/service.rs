@@ -118,48 +118,59 @@ pub(crate) fn reader(
     token: Option<pb::ReadToken>,
     subject: &str,
 ) -> Result<(PublicKeyBytes, KeyRecord), Status> {
-    {
-        let t = token.ok_or_else(|| {
-            Status::unauthenticated(
-                "reads need a key: pass --key with the worker's key or an agency key",
-            )
-        })?;
-        let pk = PublicKeyBytes::from_slice(&t.public_key).map_err(Status::invalid_argument)?;
-        let skew = (now().unix_seconds() - t.issued_at).abs();
-        if skew > READ_TOKEN_WINDOW_SECONDS {
-            return Err(Status::unauthenticated(format!(
-                "read token issued {skew} s away from the node's clock (limit {READ_TOKEN_WINDOW_SECONDS} s); check the clocks"
-            )));
-        }
-        let rec: KeyRecord = match ledger
-            .store()
-            .get(&keys::key(&pk))
-            .map_err(|e| Status::internal(e.0))?
-        {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| Status::internal(e.to_string()))?,
-            None => {
-                return Err(Status::permission_denied(format!(
-                    "key {pk} is not registered on this ledger"
-                )))
-            }
-        };
-        if rec.revoked_at.is_some() {
-            return Err(Status::permission_denied(format!("key {pk} was revoked")));
-        }
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.0)
-            .map_err(|_| Status::unauthenticated("bad public key"))?;
-        let sig: [u8; 64] = t
-            .signature
-            .as_slice()
-            .try_into()
-            .map_err(|_| Status::unauthenticated("read token signature must be 64 bytes"))?;
-        vk.verify_strict(
-            &read_message(subject, t.issued_at),
-            &ed25519_dalek::Signature::from_bytes(&sig),
+    let t = token.ok_or_else(|| {
+        Status::unauthenticated(
+            "reads need a key: pass --key with the worker's key or an agency key",
         )
-        .map_err(|_| Status::unauthenticated("read token signature does not verify"))?;
-        Ok((pk, rec))
+    })?;
+    signed_by_key(
+        ledger,
+        &t.public_key,
+        t.issued_at,
+        &t.signature,
+        &read_message(subject, t.issued_at),
+    )
+}
+
+/// Checks that a registered, unrevoked key signed `message` (which embeds `issued_at`) within
+/// [`READ_TOKEN_WINDOW_SECONDS`] of the node's clock; returns the key and its record.
+pub(crate) fn signed_by_key(
+    ledger: &Ledger,
+    public_key: &[u8],
+    issued_at: i64,
+    signature: &[u8],
+    message: &[u8],
+) -> Result<(PublicKeyBytes, KeyRecord), Status> {
+    let pk = PublicKeyBytes::from_slice(public_key).map_err(Status::invalid_argument)?;
+    let skew = (now().unix_seconds() - issued_at).abs();
+    if skew > READ_TOKEN_WINDOW_SECONDS {
+        return Err(Status::unauthenticated(format!(
+            "token issued {skew} s away from the node's clock (limit {READ_TOKEN_WINDOW_SECONDS} s); check the clocks"
+        )));
     }
+    let rec: KeyRecord = match ledger
+        .store()
+        .get(&keys::key(&pk))
+        .map_err(|e| Status::internal(e.0))?
+    {
+        Some(b) => serde_json::from_slice(&b).map_err(|e| Status::internal(e.to_string()))?,
+        None => {
+            return Err(Status::permission_denied(format!(
+                "key {pk} is not registered on this ledger"
+            )))
+        }
+    };
+    if rec.revoked_at.is_some() {
+        return Err(Status::permission_denied(format!("key {pk} was revoked")));
+    }
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.0)
+        .map_err(|_| Status::unauthenticated("bad public key"))?;
+    let sig: [u8; 64] = signature
+        .try_into()
+        .map_err(|_| Status::unauthenticated("token signature must be 64 bytes"))?;
+    vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
+        .map_err(|_| Status::unauthenticated("token signature does not verify"))?;
+    Ok((pk, rec))
 }
 
 impl NodeService {
@@ -367,23 +378,24 @@ impl ledger_server::Ledger for NodeService {
                 );
                 let voters: std::collections::BTreeSet<u64> =
                     m.membership_config.membership().voter_ids().collect();
-                for member in &cfg.members {
-                    let me = if member.id == cfg.id {
-                        " (this node)"
-                    } else {
-                        ""
-                    };
-                    members.push(format!("raft {} {}{me}", member.id, member.public_address));
+                // The members as the Raft membership records them (nodes added at run time
+                // included), voters and learners.
+                for (id, node) in m.membership_config.membership().nodes() {
+                    let me = if *id == cfg.id { " (this node)" } else { "" };
+                    let role = if voters.contains(id) { "" } else { " learner" };
+                    members.push(format!("raft {id} {}{role}{me}", node.public_address));
                     replication.raft_members.push(pb::RaftMemberStatus {
-                        id: member.id,
-                        public_address: member.public_address.clone(),
-                        voter: voters.contains(&member.id),
+                        id: *id,
+                        public_address: node.public_address.clone(),
+                        raft_address: node.raft_address.clone(),
+                        voter: voters.contains(id),
                         matched_index: m
                             .replication
                             .as_ref()
-                            .map(|r| r.get(&member.id).copied().flatten().map_or(0, |l| l.index)),
+                            .map(|r| r.get(id).copied().flatten().map_or(0, |l| l.index)),
                     });
                 }
+                replication.commit_index = commit_index(&m, &voters);
                 replication.raft_id = cfg.id;
                 replication.raft_state = format!("{:?}", m.state);
                 replication.term = m.current_term;
@@ -417,4 +429,28 @@ impl ledger_server::Ledger for NodeService {
             ..replication
         }))
     }
+}
+
+/// The commit index as the leader knows it: the highest log index a majority of voters holds
+/// (the leader counts its own last log index). 0 on a follower.
+fn commit_index(
+    m: &openraft::RaftMetrics<u64, crate::raft::LedgerNode>,
+    voters: &std::collections::BTreeSet<u64>,
+) -> u64 {
+    let Some(replication) = &m.replication else {
+        return 0;
+    };
+    let mut matched: Vec<u64> = voters
+        .iter()
+        .map(|v| {
+            if *v == m.id {
+                m.last_log_index.unwrap_or(0)
+            } else {
+                replication.get(v).copied().flatten().map_or(0, |l| l.index)
+            }
+        })
+        .collect();
+    matched.sort_unstable_by(|a, b| b.cmp(a));
+    let quorum = voters.len() / 2 + 1;
+    matched.get(quorum - 1).copied().unwrap_or(0)
 }

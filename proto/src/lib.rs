@@ -15,6 +15,11 @@ pub mod rights {
     tonic::include_proto!("ledger.v1.rights");
 }
 
+/// Cluster administration by agency keys (`proto/ledger/v1/admin.proto`).
+pub mod admin {
+    tonic::include_proto!("ledger.v1.admin");
+}
+
 /// The internal Raft service between nodes (`proto/ledger/v1/raft.proto`).
 pub mod raft {
     tonic::include_proto!("ledger.v1.raft");

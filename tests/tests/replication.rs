@@ -19,6 +19,127 @@ fn head(c: &TestCluster, i: usize) -> Option<String> {
         .and_then(|s| s["head_hash"].as_str().map(str::to_string))
 }
 
+/// Continuous load: person registrations submitted one by one to one node from a thread, each
+/// acknowledged one remembered.
+struct Load {
+    acknowledged: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(c: &TestCluster, node: usize, prefix: &str) -> Load {
+        let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ack, halt, url) = (acknowledged.clone(), stop.clone(), c.url(node));
+        let key = ledger_client::keys::load(&c.key_path("CN-44")).unwrap();
+        let prefix = prefix.to_string();
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let mut client = ledger_client::Client::connect(&url).await.unwrap();
+                    // Bounded: at most 2,000 requests, or until told to stop.
+                    for i in 0..2000 {
+                        if halt.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let worker = format!("{prefix}-{i}");
+                        let (kind, _) = parse_json_event(&person(&worker, "CN-44")).unwrap();
+                        let body = EventBody {
+                            signed_at: ledger_client::jsonl::now(),
+                            kind,
+                        };
+                        // A failed request (no leader during an election) is simply not
+                        // acknowledged; back off a little, as any client would, instead of
+                        // spinning through the bound.
+                        match client.submit(vec![Envelope::sign(&body, &[&key])]).await {
+                            Ok(out) if matches!(out[0], SubmitOutcome::Accepted { .. }) => {
+                                ack.lock().unwrap().push(worker)
+                            }
+                            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                        }
+                    }
+                })
+        });
+        Load {
+            acknowledged,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.acknowledged.lock().unwrap().len()
+    }
+
+    fn wait_for(&self, n: usize, what: &str) {
+        wait_for(what, || self.count() >= n);
+    }
+
+    /// Stops the load; the acknowledged workers.
+    fn stop(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.acknowledged.lock().unwrap().clone()
+    }
+}
+
+/// Waits until every node holds the same log (size and head), then checks that every
+/// acknowledged worker is on every node.
+fn all_identical_with(c: &TestCluster, agency: &std::path::Path, acknowledged: &[String]) {
+    wait_for("every node to hold the same log", || {
+        let sizes: Vec<Option<u64>> = (0..3).map(|i| log_size(c, i)).collect();
+        let heads: Vec<Option<String>> = (0..3).map(|i| head(c, i)).collect();
+        sizes.iter().all(|s| s.is_some() && *s == sizes[0])
+            && heads.iter().all(|h| h.is_some() && *h == heads[0])
+    });
+    let key = ledger_client::keys::load(agency).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            for i in 0..3 {
+                let mut client = ledger_client::Client::connect(&c.url(i)).await.unwrap();
+                for w in acknowledged {
+                    let events = client
+                        .worker_events(w, &key)
+                        .await
+                        .unwrap_or_else(|e| panic!("{w} on node {i}: {e}"));
+                    assert_eq!(events.len(), 1, "acknowledged {w} on node {i}");
+                }
+            }
+        });
+}
+
+#[test]
+fn a_follower_killed_under_load_catches_up_and_loses_nothing() {
+    let mut c = TestCluster::start(3);
+    let agency = c.key_path("CN-44");
+    wait_for("a leader", || c.leader_seen_by(0).is_some());
+    let leader = c.leader_seen_by(0).unwrap();
+    let follower = (leader + 1) % 3;
+    // The load goes to the leader while a follower is SIGKILLed and restarted.
+    let load = Load::start(&c, leader, "W-f");
+    load.wait_for(20, "load before the kill");
+    c.kill9(follower);
+    let at_kill = load.count();
+    load.wait_for(at_kill + 20, "the load to go on with one follower down");
+    c.spawn(follower);
+    let at_restart = load.count();
+    load.wait_for(
+        at_restart + 20,
+        "the load to go on while the follower catches up",
+    );
+    let acknowledged = load.stop();
+    all_identical_with(&c, &agency, &acknowledged);
+}
+
 #[test]
 fn a_three_node_cluster_replicates_survives_its_leader_and_refuses_without_a_majority() {
     let mut c = TestCluster::start(3);
@@ -57,80 +178,17 @@ fn a_three_node_cluster_replicates_survives_its_leader_and_refuses_without_a_maj
 
     // Continuous load through a follower while the leader is SIGKILLed: the survivors elect a
     // new leader and the load goes on.
-    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (acknowledged, stop, url) = (acknowledged.clone(), stop.clone(), c.url(follower));
-        let key = ledger_client::keys::load(&agency).unwrap();
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    let mut client = ledger_client::Client::connect(&url).await.unwrap();
-                    // Bounded: at most 2,000 requests, or until told to stop.
-                    for i in 0..2000 {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let worker = format!("W-load-{i}");
-                        let (kind, _) = parse_json_event(&person(&worker, "CN-44")).unwrap();
-                        let body = EventBody {
-                            signed_at: ledger_client::jsonl::now(),
-                            kind,
-                        };
-                        // A failed request (no leader during the election) is simply not
-                        // acknowledged; back off a little, as any client would, instead of
-                        // spinning through the bound.
-                        match client.submit(vec![Envelope::sign(&body, &[&key])]).await {
-                            Ok(out) if matches!(out[0], SubmitOutcome::Accepted { .. }) => {
-                                acknowledged.lock().unwrap().push(worker)
-                            }
-                            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-                        }
-                    }
-                })
-        })
-    };
-    wait_for("load before the kill", || {
-        acknowledged.lock().unwrap().len() >= 20
-    });
+    let load = Load::start(&c, follower, "W-load");
+    load.wait_for(20, "load before the kill");
     c.kill9(leader);
-    let at_kill = acknowledged.lock().unwrap().len();
-    wait_for("the load to go on under a new leader", || {
-        acknowledged.lock().unwrap().len() >= at_kill + 20
-    });
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let at_kill = load.count();
+    load.wait_for(at_kill + 20, "the load to go on under a new leader");
+    let acknowledged = load.stop();
 
     // The old leader restarts and catches up: same log size and head everywhere, and every
     // acknowledged event on every node.
     c.spawn(leader);
-    wait_for("the restarted node to catch up", || {
-        let sizes: Vec<Option<u64>> = (0..3).map(|i| log_size(&c, i)).collect();
-        let heads: Vec<Option<String>> = (0..3).map(|i| head(&c, i)).collect();
-        sizes.iter().all(|s| s.is_some() && *s == sizes[0])
-            && heads.iter().all(|h| h.is_some() && *h == heads[0])
-    });
-    let key = ledger_client::keys::load(&agency).unwrap();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            for i in 0..3 {
-                let mut client = ledger_client::Client::connect(&c.url(i)).await.unwrap();
-                for w in &acknowledged {
-                    let events = client
-                        .worker_events(w, &key)
-                        .await
-                        .unwrap_or_else(|e| panic!("{w} on node {i}: {e}"));
-                    assert_eq!(events.len(), 1, "acknowledged {w} on node {i}");
-                }
-            }
-        });
+    all_identical_with(&c, &agency, &acknowledged);
 
     // Two of three stopped: the last node cannot commit, says so, and appends nothing.
     let last = (0..3).find(|i| *i != leader).unwrap();

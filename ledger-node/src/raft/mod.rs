@@ -64,11 +64,30 @@ openraft::declare_raft_types!(
         D = LedgerRequest,
         R = LedgerResponse,
         NodeId = NodeId,
-        Node = openraft::BasicNode,
+        Node = LedgerNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
 );
+
+/// A member as the Raft membership records it: where its peers reach its Raft service, and where
+/// clients (and forwarded submissions) reach its public service. Kept in the membership itself,
+/// so a node added at run time is reachable without editing any config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerNode {
+    pub raft_address: String,
+    pub public_address: String,
+}
+
+impl std::fmt::Display for LedgerNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "raft {} public {}",
+            self.raft_address, self.public_address
+        )
+    }
+}
 
 /// One Raft entry of the ledger: the leader's stamp and the envelopes it orders (each the
 /// protobuf encoding of `ledger.v1.events.Envelope`, the author's bytes inside).
@@ -136,4 +155,14 @@ mod hex_list {
             .map(|h| hex::decode(h).map_err(serde::de::Error::custom))
             .collect()
     }
+}
+
+/// A member's public address, from the current Raft membership.
+pub fn public_address(raft: &openraft::Raft<TypeConfig>, id: NodeId) -> Option<String> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .map(|n| n.public_address.clone())
 }

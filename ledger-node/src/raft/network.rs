@@ -2,6 +2,7 @@
 //! peer, and the server side that hands a peer's RPC to the local Raft. Payloads are serde JSON
 //! of openraft's messages. Each call carries openraft's deadline for it.
 
+use super::LedgerNode;
 use ledger_proto::raft::raft_client::RaftClient;
 use ledger_proto::raft::raft_server;
 use ledger_proto::raft::RaftPayload;
@@ -13,7 +14,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use serde::{de::DeserializeOwned, Serialize};
 use tonic::transport::Channel;
 
@@ -34,19 +34,24 @@ pub struct PeerConnection {
 impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = PeerConnection;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
-        let client = Channel::from_shared(node.addr.clone())
+    async fn new_client(&mut self, target: NodeId, node: &LedgerNode) -> PeerConnection {
+        let client = Channel::from_shared(node.raft_address.clone())
             .map(|endpoint| {
                 RaftClient::new(endpoint.connect_lazy())
                     .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
             })
-            .map_err(|e| format!("peer {target} has an invalid address {:?}: {e}", node.addr));
+            .map_err(|e| {
+                format!(
+                    "peer {target} has an invalid address {:?}: {e}",
+                    node.raft_address
+                )
+            });
         PeerConnection { target, client }
     }
 }
 
-type Rpc<E> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+type Rpc<E> = RPCError<NodeId, LedgerNode, RaftError<NodeId, E>>;
 
 impl PeerConnection {
     async fn call<
@@ -254,7 +259,10 @@ mod tests {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             members.insert(
                 id,
-                BasicNode::new(format!("http://{}", l.local_addr().unwrap())),
+                LedgerNode {
+                    raft_address: format!("http://{}", l.local_addr().unwrap()),
+                    public_address: String::new(),
+                },
             );
             listeners.push(l);
         }

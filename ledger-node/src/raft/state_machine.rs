@@ -17,8 +17,8 @@ use ledger_core::state::{self, StateRead, StoreFault, Writes};
 use ledger_core::time::Instant;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
 };
 use prost::Message;
 
@@ -27,7 +27,10 @@ use crate::store::{Entry as KvEntry, SledStore, Store};
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 /// The last applied log id and the membership it carries.
-type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
+type AppliedState = (
+    Option<LogId<NodeId>>,
+    StoredMembership<NodeId, super::LedgerNode>,
+);
 
 /// Raft bookkeeping inside the ledger keyspace (`m` prefix), written with each applied batch.
 const APPLIED_KEY: &[u8] = b"mraft_applied";
@@ -194,7 +197,11 @@ impl LedgerStateMachine {
         Ok(entries)
     }
 
-    fn save_snapshot(&self, meta: &SnapshotMeta<NodeId, BasicNode>, data: &[u8]) -> Result<()> {
+    fn save_snapshot(
+        &self,
+        meta: &SnapshotMeta<NodeId, super::LedgerNode>,
+        data: &[u8],
+    ) -> Result<()> {
         let meta_bytes = serde_json::to_vec(meta).map_err(write_err)?;
         let mut batch = sled::Batch::default();
         batch.insert("meta", meta_bytes);
@@ -237,7 +244,10 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+    ) -> Result<(
+        Option<LogId<NodeId>>,
+        StoredMembership<NodeId, super::LedgerNode>,
+    )> {
         self.applied_meta()
     }
 
@@ -297,7 +307,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
+        meta: &SnapshotMeta<NodeId, super::LedgerNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<()> {
         let data = snapshot.into_inner();
@@ -326,7 +336,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
         let data = self.snapshots.get("data").map_err(read_err)?;
         match (meta, data) {
             (Some(m), Some(d)) => {
-                let meta: SnapshotMeta<NodeId, BasicNode> =
+                let meta: SnapshotMeta<NodeId, super::LedgerNode> =
                     serde_json::from_slice(&m).map_err(read_err)?;
                 Ok(Some(Snapshot {
                     meta,

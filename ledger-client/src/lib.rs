@@ -59,14 +59,9 @@ pub fn client_endpoints() -> Vec<String> {
 /// The node to talk to: `--node`, else the first endpoint of ./ledger-data/client.toml, else
 /// http://127.0.0.1:7100.
 pub fn default_node_url() -> String {
-    #[derive(serde::Deserialize)]
-    struct ClientToml {
-        endpoints: Vec<String>,
-    }
-    std::fs::read_to_string(DEFAULT_CLIENT_CONFIG)
-        .ok()
-        .and_then(|t| toml::from_str::<ClientToml>(&t).ok())
-        .and_then(|c| c.endpoints.into_iter().next())
+    client_endpoints()
+        .into_iter()
+        .next()
         .unwrap_or_else(|| DEFAULT_NODE.to_string())
 }
 
@@ -313,19 +308,8 @@ impl Client {
         key: &SigningKey,
         change: ledger_proto::admin::change_membership_request::Change,
     ) -> Result<ledger_proto::admin::ChangeMembershipResponse, ClientError> {
-        use ledger_core::envelope::AdminChange;
-        use ledger_proto::admin::change_membership_request::Change;
         use ledger_proto::admin::{admin_client::AdminClient, ChangeMembershipRequest};
-        let text = match &change {
-            Change::AddLearner(a) => AdminChange::AddLearner {
-                id: a.id,
-                raft_address: &a.raft_address,
-                public_address: &a.public_address,
-            },
-            Change::Promote(id) => AdminChange::Promote(*id),
-            Change::Remove(id) => AdminChange::Remove(*id),
-        }
-        .text();
+        let text = ledger_proto::admin::change_of(&change).text();
         let status = self.status().await?;
         let issued_at = now_unix();
         let message = ledger_core::envelope::admin_message(&status.ledger, &text, issued_at);

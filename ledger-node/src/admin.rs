@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger_core::envelope::{admin_message, AdminChange};
+use ledger_core::envelope::admin_message;
 use ledger_core::event::Role;
 use ledger_proto::admin::{self as pb, admin_server, change_membership_request::Change};
 use openraft::ChangeMembers;
@@ -35,16 +35,7 @@ impl AdminService {
 
 /// The canonical text of a change: what the agency signs.
 pub fn change_text(change: &Change) -> String {
-    match change {
-        Change::AddLearner(a) => AdminChange::AddLearner {
-            id: a.id,
-            raft_address: &a.raft_address,
-            public_address: &a.public_address,
-        },
-        Change::Promote(id) => AdminChange::Promote(*id),
-        Change::Remove(id) => AdminChange::Remove(*id),
-    }
-    .text()
+    pb::change_of(change).text()
 }
 
 fn members_pb(raft: &openraft::Raft<TypeConfig>) -> Vec<pb::Member> {

@@ -18,6 +18,23 @@ pub mod rights {
 /// Cluster administration by agency keys (`proto/ledger/v1/admin.proto`).
 pub mod admin {
     tonic::include_proto!("ledger.v1.admin");
+
+    /// The core's view of a requested change (whose canonical text an agency signs).
+    pub fn change_of(
+        c: &change_membership_request::Change,
+    ) -> ledger_core::envelope::AdminChange<'_> {
+        use change_membership_request::Change;
+        use ledger_core::envelope::AdminChange;
+        match c {
+            Change::AddLearner(a) => AdminChange::AddLearner {
+                id: a.id,
+                raft_address: &a.raft_address,
+                public_address: &a.public_address,
+            },
+            Change::Promote(id) => AdminChange::Promote(*id),
+            Change::Remove(id) => AdminChange::Remove(*id),
+        }
+    }
 }
 
 /// The internal Raft service between nodes (`proto/ledger/v1/raft.proto`).

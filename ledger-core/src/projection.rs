@@ -74,18 +74,124 @@ pub struct WorkerEntry {
     pub facts: Vec<Slot>,
 }
 
+/// Marks the compact encoding of an entry whose facts are all contribution lines (the bulk of
+/// the log: a payroll line is about 60 bytes this way, about 200 as JSON).
+const COMPACT_CONTRIBUTIONS: u8 = 0x01;
+const SCHEMES: [Scheme; 5] = [
+    Scheme::Pension,
+    Scheme::Injury,
+    Scheme::Medical,
+    Scheme::Unemployment,
+    Scheme::Maternity,
+];
+
 impl WorkerEntry {
-    /// `n (u32 BE) | n positions (u32 BE) | facts (JSON array, absent when none)`.
+    /// `n (u32 BE) | n positions (u32 BE) | facts`, the facts absent when none, else either a
+    /// JSON array or, when every fact is a contribution line, [`COMPACT_CONTRIBUTIONS`] and per
+    /// fact: line u32, flags u8 (voided, back pay), scheme u8, period u32 (YYYYMM), base,
+    /// employer and employee amounts (i64 minor units), employer and jurisdiction (u8 length and
+    /// bytes each). All integers big-endian.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(4 + 4 * self.positions.len() + 160 * self.facts.len());
+        let mut v = Vec::with_capacity(4 + 4 * self.positions.len() + 64 * self.facts.len());
         v.extend_from_slice(&(self.positions.len() as u32).to_be_bytes());
         for p in &self.positions {
             v.extend_from_slice(&p.to_be_bytes());
         }
-        if !self.facts.is_empty() {
+        if self.facts.is_empty() {
+            return v;
+        }
+        let all_contributions = self
+            .facts
+            .iter()
+            .all(|s| matches!(s.what, FactKind::Contribution { .. }));
+        if !all_contributions {
             serde_json::to_writer(&mut v, &self.facts).expect("facts serialize");
+            return v;
+        }
+        v.push(COMPACT_CONTRIBUTIONS);
+        for s in &self.facts {
+            let FactKind::Contribution {
+                employer,
+                jurisdiction,
+                period,
+                back_pay,
+                scheme,
+                base,
+                employer_amount,
+                employee_amount,
+            } = &s.what
+            else {
+                unreachable!("checked above");
+            };
+            v.extend_from_slice(&s.line.to_be_bytes());
+            v.push(u8::from(s.voided) | (u8::from(*back_pay) << 1));
+            v.push(
+                SCHEMES
+                    .iter()
+                    .position(|x| x == scheme)
+                    .expect("every scheme") as u8,
+            );
+            v.extend_from_slice(&period.to_wire().to_be_bytes());
+            for m in [base, employer_amount, employee_amount] {
+                v.extend_from_slice(&m.minor().to_be_bytes());
+            }
+            // Ids are at most MAX_ID_BYTES (64) long, so a length byte holds them.
+            for t in [employer.as_str(), jurisdiction.as_str()] {
+                v.push(t.len() as u8);
+                v.extend_from_slice(t.as_bytes());
+            }
         }
         v
+    }
+
+    fn decode_compact(mut b: &[u8]) -> Result<Vec<Slot>, StoreFault> {
+        let bad = |why: &str| StoreFault(format!("worker index entry (compact): {why}"));
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (h, t) = (b.len() >= n).then(|| b.split_at(n))?;
+            *b = t;
+            Some(h)
+        }
+        let u32_of = |x: &[u8]| u32::from_be_bytes(x.try_into().expect("4 bytes"));
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let line = u32_of(take(&mut b, 4).ok_or_else(|| bad("truncated"))?);
+            let head = take(&mut b, 2).ok_or_else(|| bad("truncated"))?;
+            let scheme = *SCHEMES
+                .get(head[1] as usize)
+                .ok_or_else(|| bad("unknown scheme"))?;
+            let period = Month::from_wire(u32_of(take(&mut b, 4).ok_or_else(|| bad("truncated"))?))
+                .map_err(|e| bad(&e.0))?;
+            let mut money = [Money::ZERO; 3];
+            for m in money.iter_mut() {
+                let x = take(&mut b, 8).ok_or_else(|| bad("truncated"))?;
+                *m = Money::from_minor(i64::from_be_bytes(x.try_into().expect("8 bytes")));
+            }
+            let mut text = [String::new(), String::new()];
+            for t in text.iter_mut() {
+                let n = *take(&mut b, 1)
+                    .ok_or_else(|| bad("truncated"))?
+                    .first()
+                    .expect("1 byte");
+                let raw = take(&mut b, n as usize).ok_or_else(|| bad("truncated"))?;
+                *t = String::from_utf8(raw.to_vec()).map_err(|_| bad("not UTF-8"))?;
+            }
+            let [employer, jurisdiction] = text;
+            out.push(Slot {
+                line,
+                voided: head[0] & 1 == 1,
+                what: FactKind::Contribution {
+                    employer: EmployerId::new(employer).map_err(|e| bad(&e.0))?,
+                    jurisdiction: Jurisdiction::new(jurisdiction).map_err(|e| bad(&e.0))?,
+                    period,
+                    back_pay: head[0] & 2 == 2,
+                    scheme,
+                    base: money[0],
+                    employer_amount: money[1],
+                    employee_amount: money[2],
+                },
+            });
+        }
+        Ok(out)
     }
 
     pub fn decode(b: &[u8]) -> Result<WorkerEntry, StoreFault> {
@@ -101,10 +207,10 @@ impl WorkerEntry {
             .chunks_exact(4)
             .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
             .collect();
-        let facts = if b.len() > end {
-            serde_json::from_slice(&b[end..]).map_err(|e| bad(&e.to_string()))?
-        } else {
-            Vec::new()
+        let facts = match b.get(end) {
+            None => Vec::new(),
+            Some(&COMPACT_CONTRIBUTIONS) => Self::decode_compact(&b[end + 1..])?,
+            Some(_) => serde_json::from_slice(&b[end..]).map_err(|e| bad(&e.to_string()))?,
         };
         Ok(WorkerEntry { positions, facts })
     }
@@ -560,4 +666,61 @@ pub fn for_each_worker(
         f(&String::from_utf8_lossy(&w), &facts);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn contribution(
+        employer: &str,
+        period: u32,
+        scheme: usize,
+        amounts: [i64; 3],
+        back_pay: bool,
+    ) -> FactKind {
+        FactKind::Contribution {
+            employer: EmployerId::new(employer).unwrap(),
+            jurisdiction: Jurisdiction::new("CN-44").unwrap(),
+            period: Month::from_wire(period).unwrap(),
+            back_pay,
+            scheme: SCHEMES[scheme],
+            base: Money::from_minor(amounts[0]),
+            employer_amount: Money::from_minor(amounts[1]),
+            employee_amount: Money::from_minor(amounts[2]),
+        }
+    }
+
+    proptest! {
+        /// Both encodings round-trip: compact for contribution lines, JSON for anything else.
+        #[test]
+        fn worker_entries_round_trip(
+            positions in proptest::collection::vec(any::<u32>(), 0..4),
+            lines in proptest::collection::vec((any::<u32>(), any::<bool>(), 0usize..5, 1951u32..9999, 1u32..13, [0i64..=crate::money::MAX_MINOR, 0i64..=crate::money::MAX_MINOR, 0i64..=crate::money::MAX_MINOR], any::<bool>(), "[A-Z0-9]{1,64}"), 0..4),
+            mixed in any::<bool>(),
+        ) {
+            let mut facts: Vec<Slot> = lines
+                .iter()
+                .map(|(line, voided, scheme, y, m, amounts, back_pay, employer)| Slot {
+                    line: *line,
+                    voided: *voided,
+                    what: contribution(employer, y * 100 + m, *scheme, *amounts, *back_pay),
+                })
+                .collect();
+            if mixed {
+                facts.push(Slot {
+                    line: 0,
+                    voided: false,
+                    what: FactKind::ContractEnded {
+                        contract: ContractId::new("C-1").unwrap(),
+                        end: Date::new(2024, 2, 29).unwrap(),
+                    },
+                });
+            }
+            let e = WorkerEntry { positions, facts };
+            let bytes = e.encode();
+            prop_assert_eq!(WorkerEntry::decode(&bytes).unwrap(), e);
+        }
+    }
 }

@@ -7,6 +7,16 @@ use std::process::{Command, Stdio};
 
 use ledger_tests::*;
 
+/// Kills the extra node process however the test ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_slice(&out.stdout).expect("JSON")
@@ -52,13 +62,15 @@ fn an_agency_adds_promotes_and_removes_members() {
     )
     .unwrap();
     let log = std::fs::File::create(dir.join("node-4.log")).unwrap();
-    let mut node4 = Command::new(&binaries().node)
-        .args(["run", "--config"])
-        .arg(dir.join("node-4.toml"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let _node4 = Reaped(
+        Command::new(&binaries().node)
+            .args(["run", "--config"])
+            .arg(dir.join("node-4.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let url4 = format!("http://127.0.0.1:{port}");
     wait_for("node 4 to serve", || {
         client(&url4, &["status"]).status.success()
@@ -220,6 +232,4 @@ fn an_agency_adds_promotes_and_removes_members() {
         "{}",
         stderr(&unknown)
     );
-    let _ = node4.kill();
-    let _ = node4.wait();
 }

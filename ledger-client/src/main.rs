@@ -707,7 +707,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("leader    {}", s.leader);
                 println!("log size  {} events", s.log_size);
                 if s.raft_id != 0 {
-                    println!("commit    {commit_index}");
+                    println!("commit    Raft log index {commit_index} (the log size counts ledger events only)");
                 }
                 println!("head      {}", s.head_hash);
                 if let Some(c) = &cp_body {

@@ -92,11 +92,64 @@ impl std::fmt::Display for LedgerNode {
 /// One Raft entry of the ledger: the leader's stamp and the envelopes it orders (each the
 /// protobuf encoding of `ledger.v1.events.Envelope`, the author's bytes inside).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "LedgerRequestWire", into = "LedgerRequestWire")]
 pub struct LedgerRequest {
     pub stamp_seconds: i64,
     pub stamp_nanos: u32,
-    #[serde(with = "hex_list")]
     pub envelopes: Vec<Vec<u8>>,
+}
+
+/// The serde form of a [`LedgerRequest`] (Raft log and Raft RPCs are JSON): envelopes as base64
+/// (`envelopes64`, a third over their size), still reading the first format's hex
+/// (`envelopes`) so logs written before stay readable.
+#[derive(Serialize, Deserialize)]
+struct LedgerRequestWire {
+    stamp_seconds: i64,
+    stamp_nanos: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_list")]
+    envelopes: Option<Vec<Vec<u8>>>,
+    #[serde(default)]
+    envelopes64: Vec<String>,
+}
+
+impl From<LedgerRequest> for LedgerRequestWire {
+    fn from(r: LedgerRequest) -> Self {
+        use base64::Engine;
+        LedgerRequestWire {
+            stamp_seconds: r.stamp_seconds,
+            stamp_nanos: r.stamp_nanos,
+            envelopes: None,
+            envelopes64: r
+                .envelopes
+                .iter()
+                .map(|e| base64::engine::general_purpose::STANDARD.encode(e))
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<LedgerRequestWire> for LedgerRequest {
+    type Error = String;
+    fn try_from(w: LedgerRequestWire) -> Result<Self, String> {
+        use base64::Engine;
+        let envelopes = match w.envelopes {
+            Some(hex) => hex,
+            None => w
+                .envelopes64
+                .iter()
+                .map(|e| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(e)
+                        .map_err(|e| format!("entry envelope: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(LedgerRequest {
+            stamp_seconds: w.stamp_seconds,
+            stamp_nanos: w.stamp_nanos,
+            envelopes,
+        })
+    }
 }
 
 /// The outcome of each envelope of an entry, in order.
@@ -141,19 +194,20 @@ pub fn refused(r: &ledger_core::refusal::Refusal) -> OutcomeRecord {
     }
 }
 
-/// Byte strings as hex in the serde form of Raft messages (JSON would spell bytes as numbers).
+/// The first format's envelopes: hex strings (read only; JSON would spell bytes as numbers).
 mod hex_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(hex::encode))
+    pub fn serialize<S: Serializer>(v: &Option<Vec<Vec<u8>>>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().flatten().map(hex::encode))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Vec<u8>>>, D::Error> {
         Vec::<String>::deserialize(d)?
             .into_iter()
             .map(|h| hex::decode(h).map_err(serde::de::Error::custom))
-            .collect()
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 }
 
@@ -165,4 +219,25 @@ pub fn public_address(raft: &openraft::Raft<TypeConfig>, id: NodeId) -> Option<S
         .membership()
         .get_node(&id)
         .map(|n| n.public_address.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_the_first_hex_format_still_reads() {
+        let r = LedgerRequest {
+            stamp_seconds: 1_700_000_000,
+            stamp_nanos: 7,
+            envelopes: vec![vec![0, 1, 2, 255], vec![]],
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("envelopes64"), "{json}");
+        assert_eq!(serde_json::from_str::<LedgerRequest>(&json).unwrap(), r);
+        let old = r#"{"stamp_seconds":1700000000,"stamp_nanos":7,"envelopes":["000102ff",""]}"#;
+        assert_eq!(serde_json::from_str::<LedgerRequest>(old).unwrap(), r);
+        let bad = r#"{"stamp_seconds":1,"stamp_nanos":0,"envelopes64":["!!"]}"#;
+        assert!(serde_json::from_str::<LedgerRequest>(bad).is_err());
+    }
 }

@@ -466,7 +466,7 @@ fn a_month_paid_twice_counts_once_where_it_was_first_recorded() {
 }
 
 fn sex_of(n: u8) -> Sex {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Sex::Female
     } else {
         Sex::Male
@@ -540,8 +540,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Published cells never show a count under the minimum; insured never exceeds population;
-    /// no dimension hides exactly one value; a dimension with nothing hidden adds up to the total;
-    /// and the order workers are fed in changes nothing.
+    /// no dimension hides exactly one value, nor a set of values all insured or all uninsured; a
+    /// dimension with nothing hidden adds up to the total; and the order workers are fed in
+    /// changes nothing.
     #[test]
     fn cells_add_up_and_small_cells_stay_hidden(
         specs in proptest::collection::vec(spec(), 0..120),
@@ -589,6 +590,18 @@ proptest! {
                     hidden != 1 || (cells.len() == 1 && total.suppressed),
                     "{} {:?}: one hidden cell", dim, scheme
                 );
+                // What a dimension hides, known as total − shown, is never all insured or all
+                // uninsured when the total is mixed.
+                if hidden > 0 && !total.suppressed {
+                    let (ti, tp) = (total.insured.unwrap(), total.population.unwrap());
+                    let shown_i: u64 = cells.iter().filter_map(|c| c.insured).sum();
+                    let shown_p: u64 = cells.iter().filter_map(|c| c.population).sum();
+                    let (hi, hp) = (ti - shown_i, tp - shown_p);
+                    prop_assert!(
+                        !(ti > 0 && ti < tp) || (hi > 0 && hi < hp),
+                        "{} {:?}: hidden {}/{} of {}/{}", dim, scheme, hi, hp, ti, tp
+                    );
+                }
                 if hidden == 0 && !total.suppressed {
                     let sum = |f: fn(&Cell) -> Option<u64>| cells.iter().map(|c| f(c).unwrap()).sum::<u64>();
                     prop_assert_eq!(sum(|c| c.insured), total.insured.unwrap());

@@ -22,7 +22,9 @@
 //! - **Suppression**: a cell whose population is under the minimum, or whose insured count is
 //!   between 1 and the minimum − 1, is suppressed (counts and rate omitted). Since the values of
 //!   a dimension add up to the `all` cell, a dimension with exactly one suppressed cell also
-//!   suppresses its smallest other cell, so the hidden one cannot be recovered by subtraction.
+//!   suppresses its smallest other cell, so the hidden one cannot be recovered by subtraction;
+//!   and it hides more until the hidden cells are neither all insured nor all uninsured (when the
+//!   total is mixed), so their sum does not tell any hidden worker's status.
 
 use std::collections::BTreeMap;
 
@@ -223,6 +225,10 @@ impl Tally {
         let years = u32::try_from((month.ordinal() - birth.ordinal()) / 12).unwrap_or(0);
         let band = age_band(years);
         let hukou = w.hukou_on(month.first_day());
+        let sex = serde_json::to_value(w.person.sex)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
 
         let mut paid: Vec<Paid<'_>> = facts
             .iter()
@@ -302,14 +308,10 @@ impl Tally {
                 Some(h) if h == place => "local",
                 Some(_) => "other_province",
             };
-            let sex = serde_json::to_value(w.person.sex)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
             let values: [(usize, String); 6] = [
                 (0, "all".into()),
                 (0, place.to_string()),
-                (0, sex),
+                (0, sex.clone()),
                 (band, AGE_BANDS[band].label.into()),
                 (0, hukou_category.into()),
                 (0, form),
@@ -331,7 +333,10 @@ impl Tally {
             |(insured, population): (u64, u64)| population < min || (insured > 0 && insured < min);
         let mut hidden: BTreeMap<&Key, bool> =
             self.counts.iter().map(|(k, c)| (k, small(*c))).collect();
-        // Complementary suppression: no dimension may hide exactly one of its values.
+        // Complementary suppression. The values of a dimension add up to the total, so what a
+        // dimension hides is known as a sum: it must hide no value alone, and (unless the total
+        // itself says so) the hidden values must not be all insured or all uninsured, which
+        // would tell every hidden worker's status.
         let groups: Vec<(usize, usize)> = {
             let mut g: Vec<(usize, usize)> = self
                 .counts
@@ -348,13 +353,46 @@ impl Tally {
                 .keys()
                 .filter(|k| k.0 == s && k.1 == d)
                 .collect();
-            if members.iter().filter(|k| hidden[*k]).count() == 1 {
-                if let Some(next) = members
+            let total = members.iter().fold((0, 0), |(i, p), k| {
+                (i + self.counts[*k].0, p + self.counts[*k].1)
+            });
+            let mixed = |(i, p): (u64, u64)| i > 0 && i < p;
+            loop {
+                let hidden_sum = members
+                    .iter()
+                    .filter(|k| hidden[*k])
+                    .fold((0u64, 0u64, 0usize), |(i, p, n), k| {
+                        (i + self.counts[*k].0, p + self.counts[*k].1, n + 1)
+                    });
+                let (hi, hp, n) = hidden_sum;
+                let need = if n == 1 {
+                    Some(None)
+                } else if n > 1 && !mixed((hi, hp)) && mixed(total) {
+                    // A value that makes the hidden sum mixed: some insured, or some not.
+                    Some(Some(hi == 0))
+                } else {
+                    None
+                };
+                let Some(want_insured) = need else {
+                    break;
+                };
+                let next = members
                     .iter()
                     .filter(|k| !hidden[*k])
-                    .min_by_key(|k| (self.counts[**k], **k))
-                {
-                    hidden.insert(next, true);
+                    .filter(|k| {
+                        let (i, p) = self.counts[**k];
+                        match want_insured {
+                            None => true,
+                            Some(true) => i > 0,
+                            Some(false) => i < p,
+                        }
+                    })
+                    .min_by_key(|k| (self.counts[**k], **k));
+                match next {
+                    Some(k) => {
+                        hidden.insert(k, true);
+                    }
+                    None => break,
                 }
             }
         }
@@ -522,13 +560,13 @@ mod tests {
                     continue;
                 };
                 assert!(ti <= tp);
-                for d in 1..DIMENSIONS.len() {
+                for (d, name) in DIMENSIONS.iter().enumerate().skip(1) {
                     let (i, p) = tally
                         .counts
                         .iter()
                         .filter(|(k, _)| k.0 == s && k.1 == d)
                         .fold((0, 0), |(a, b), (_, (i, p))| (a + i, b + p));
-                    assert_eq!((i, p), (ti, tp), "scheme {s} dimension {}", DIMENSIONS[d]);
+                    assert_eq!((i, p), (ti, tp), "scheme {s} dimension {name}");
                     checked += 1;
                 }
             }

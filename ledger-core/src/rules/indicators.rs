@@ -146,36 +146,26 @@ pub struct Tally {
     counts: BTreeMap<Key, (u64, u64)>,
 }
 
-/// The minimum cell count in force for the scope on the month's first day: the constant, raised
-/// by any value of [`MINIMUM_CELL_PARAMETER`] (for the scope, or for any jurisdiction that has one
-/// when the scope is the whole ledger).
-fn minimum_cell(params: &Params<'_>, period: Month, scope: Option<&Jurisdiction>) -> u64 {
-    let on = period.first_day();
-    let places: Vec<Jurisdiction> = match scope {
-        Some(j) => vec![j.clone()],
-        None => {
-            let mut all: Vec<Jurisdiction> = params
-                .rulebook
-                .values
-                .iter()
-                .filter(|v| v.name == MINIMUM_CELL_PARAMETER)
-                .map(|v| v.jurisdiction.clone())
-                .chain(
-                    params
-                        .published
-                        .iter()
-                        .filter(|p| p.parameters.contains_key(MINIMUM_CELL_PARAMETER))
-                        .map(|p| p.jurisdiction.clone()),
-                )
-                .collect();
-            all.sort();
-            all.dedup();
-            all
-        }
-    };
-    places
+/// The minimum cell count for a scope: the constant, raised by the highest value of
+/// [`MINIMUM_CELL_PARAMETER`] (rulebook or published, whatever its effective date: a threshold
+/// only goes up) of any jurisdiction whose figures the answer shows or contains: the scope, the
+/// places within it, and its country (every jurisdiction when the scope is the whole ledger).
+fn minimum_cell(params: &Params<'_>, scope: Option<&Jurisdiction>) -> u64 {
+    let applies = |j: &Jurisdiction| scope.is_none_or(|s| j.within(s) || s.within(j));
+    let rulebook = params
+        .rulebook
+        .values
         .iter()
-        .filter_map(|j| params.count(MINIMUM_CELL_PARAMETER, j, on))
+        .filter(|v| v.name == MINIMUM_CELL_PARAMETER && applies(&v.jurisdiction))
+        .map(|v| &v.value);
+    let published = params
+        .published
+        .iter()
+        .filter(|p| applies(&p.jurisdiction))
+        .filter_map(|p| p.parameters.get(MINIMUM_CELL_PARAMETER));
+    rulebook
+        .chain(published)
+        .filter_map(serde_json::Value::as_u64)
         .fold(MIN_CELL_COUNT, u64::max)
 }
 
@@ -207,7 +197,7 @@ impl Tally {
         Tally {
             period,
             scope: scope.cloned(),
-            minimum: minimum_cell(params, period, scope),
+            minimum: minimum_cell(params, scope),
             counts: BTreeMap::new(),
         }
     }
@@ -608,9 +598,9 @@ mod tests {
                 .into_iter()
                 .collect(),
         };
-        let m = Month::new(2024, 1).unwrap();
         for (n, scope, want) in [
             (10, Some(j("CN-44")), 10),
+            (10, Some(j("CN")), 10),
             (10, None, 10),
             (10, Some(j("CN-33")), MIN_CELL_COUNT),
             (1, Some(j("CN-44")), MIN_CELL_COUNT),
@@ -620,7 +610,7 @@ mod tests {
                 rulebook: &rulebook,
                 published: &published,
             };
-            assert_eq!(minimum_cell(&params, m, scope.as_ref()), want);
+            assert_eq!(minimum_cell(&params, scope.as_ref()), want);
         }
     }
 }

@@ -352,6 +352,31 @@ impl Client {
         })
     }
 
+    /// The coverage indicators of `period` (YYYY-MM) within `jurisdiction` (the whole ledger
+    /// when none), read with an agency key, and the log size they reflect.
+    pub async fn indicators(
+        &mut self,
+        key: &SigningKey,
+        period: &str,
+        jurisdiction: Option<&str>,
+    ) -> Result<(serde_json::Value, u64), ClientError> {
+        let r = self
+            .rights
+            .indicators(rights_pb::IndicatorsRequest {
+                period: period.to_string(),
+                jurisdiction: jurisdiction.unwrap_or_default().to_string(),
+                token: Some(read_token(
+                    key,
+                    &ledger_core::rules::indicators::read_subject(period),
+                )),
+            })
+            .await?
+            .into_inner();
+        let doc = serde_json::from_str(&r.json)
+            .map_err(|e| ClientError::Invalid(format!("the node sent bad indicators: {e}")))?;
+        Ok((doc, r.log_size))
+    }
+
     pub async fn worker_events(
         &mut self,
         worker: &str,

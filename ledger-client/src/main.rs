@@ -126,6 +126,19 @@ enum Command {
         #[arg(long)]
         trust: Option<PathBuf>,
     },
+    /// Coverage indicators of a month (rules.md §4): insured workers and coverage rates by
+    /// scheme and by jurisdiction, sex, age band, hukou and contract form; small cells suppressed.
+    Indicators {
+        /// An agency key (only agencies may read indicators).
+        #[arg(long)]
+        key: PathBuf,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        period: String,
+        /// A province or country (e.g. CN-44 or CN) [default: the whole ledger].
+        #[arg(long)]
+        jurisdiction: Option<String>,
+    },
     /// The node's view of the ledger: members, leader, log size, head.
     Status,
     /// Load generator: registers employers and persons, then submits signed payroll
@@ -575,6 +588,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Indicators {
+            key,
+            period,
+            jurisdiction,
+        } => {
+            let key = keys::load(key)?;
+            let mut client = connect(&cli.node).await?;
+            let (doc, log_size) = client
+                .indicators(&key, period, jurisdiction.as_deref())
+                .await?;
+            if cli.json {
+                println!("{doc}");
+            } else {
+                print!("{}", render::indicators(&doc, log_size));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
             key,

@@ -1,5 +1,5 @@
-//! Text forms of the entitlement and coverage documents (the JSON is the contract; this is for
-//! people reading a terminal).
+//! Text forms of the entitlement, coverage and indicators documents (the JSON is the contract;
+//! this is for people reading a terminal).
 
 use std::fmt::Write;
 
@@ -260,4 +260,62 @@ pub fn proven_event(kind: &ledger_core::event::EventKind) -> String {
         ),
         other => other.type_name().to_string(),
     }
+}
+
+pub fn indicators(d: &Value, log_size: u64) -> String {
+    let mut o = String::new();
+    let scope = match &d["jurisdiction"] {
+        Value::Null => "the whole ledger".to_string(),
+        j => s(j),
+    };
+    let _ = writeln!(
+        o,
+        "Coverage indicators for {} in {scope} (ledger of {log_size} events)",
+        s(&d["period"])
+    );
+    let _ = writeln!(
+        o,
+        "Cells under {} workers are suppressed ({} suppressed)",
+        s(&d["minimum_cell"]),
+        s(&d["suppressed"])
+    );
+    let cells = d["cells"].as_array().cloned().unwrap_or_default();
+    if cells.is_empty() {
+        let _ = writeln!(o, "No registered workers in scope for this month.");
+        return o;
+    }
+    let mut scheme = String::new();
+    for c in &cells {
+        if s(&c["scheme"]) != scheme {
+            scheme = s(&c["scheme"]);
+            let _ = writeln!(o, "{scheme}");
+            let _ = writeln!(
+                o,
+                "  {:<14} {:<16} {:>9} {:>11} {:>9}",
+                "dimension", "value", "insured", "population", "rate"
+            );
+        }
+        if c["suppressed"].as_bool() == Some(true) {
+            let _ = writeln!(
+                o,
+                "  {:<14} {:<16} {:>9} {:>11} {:>9}",
+                s(&c["dimension"]),
+                s(&c["value"]),
+                "-",
+                "-",
+                "suppressed"
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "  {:<14} {:<16} {:>9} {:>11} {:>9}",
+                s(&c["dimension"]),
+                s(&c["value"]),
+                s(&c["insured"]),
+                s(&c["population"]),
+                s(&c["rate"])
+            );
+        }
+    }
+    o
 }

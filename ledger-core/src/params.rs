@@ -26,6 +26,7 @@ pub const KNOWN_PARAMETERS: &[(&str, Shape)] = &[
     ("retirement_schedule", Shape::RetirementSchedule),
     ("minimum_months", Shape::MinimumMonths),
     ("annuity_divisors", Shape::Divisors),
+    ("indicator_minimum_cell", Shape::Count),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! The projection's query service (`rights.proto`): entitlement and coverage, answered from the
-//! projected facts of the local store (read-your-writes for a submitter on this node; a follower
+//! The projection's query service (`rights.proto`): entitlement, coverage and the coverage
+//! indicators, answered from the projected facts of the local store (read-your-writes for a submitter on this node; a follower
 //! answers for the log it has applied, reported as `log_size`).
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use ledger_core::log_tree;
 use ledger_core::projection;
 use ledger_core::rules::{self, Params, RuleError};
 use ledger_core::state::{self, StateRead, StoreFault};
-use ledger_core::time::{Date, Instant};
+use ledger_core::time::{Date, Instant, Month};
 use ledger_proto::rights::{self as pb, rights_server};
 use tonic::{Request, Response, Status};
 
@@ -128,6 +128,58 @@ impl rights_server::Rights for RightsService {
             })
             .await?;
         Ok(Response::new(pb::CoverageResponse {
+            json: json(&doc),
+            log_size,
+        }))
+    }
+
+    async fn indicators(
+        &self,
+        request: Request<pb::IndicatorsRequest>,
+    ) -> Result<Response<pb::IndicatorsResponse>, Status> {
+        let req = request.into_inner();
+        let period: Month = req
+            .period
+            .parse()
+            .map_err(|e: ledger_core::time::CalendarError| {
+                Status::invalid_argument(format!("--period: {e}"))
+            })?;
+        let scope = if req.jurisdiction.is_empty() {
+            None
+        } else {
+            Some(
+                Jurisdiction::new(req.jurisdiction.clone())
+                    .map_err(|e| Status::invalid_argument(format!("--jurisdiction: {e}")))?,
+            )
+        };
+        let (_, key) = reader(
+            &self.ledger,
+            req.token,
+            &rules::indicators::read_subject(&req.period),
+        )?;
+        if key.role != Role::Agency {
+            return Err(Status::permission_denied(
+                "only an agency key may read coverage indicators",
+            ));
+        }
+        let ledger = self.ledger.clone();
+        let (doc, log_size) = tokio::task::spawn_blocking(move || {
+            let store = ledger.store();
+            let read = |e: StoreFault| Status::internal(e.to_string());
+            let size = state::read_head(store).map_err(read)?.size;
+            let rulebook = projection::rulebook(store).map_err(read)?;
+            let published = projection::published(store).map_err(read)?;
+            let params = Params {
+                rulebook: &rulebook,
+                published: &published,
+            };
+            let mut tally = rules::indicators::Tally::new(&params, period, scope.as_ref());
+            projection::for_each_worker(store, |w, facts| tally.add(w, facts)).map_err(read)?;
+            Ok::<_, Status>((tally.finish(), size))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("query task: {e}")))??;
+        Ok(Response::new(pb::IndicatorsResponse {
             json: json(&doc),
             log_size,
         }))

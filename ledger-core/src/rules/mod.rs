@@ -5,6 +5,7 @@
 //! The output types serialize to the JSON of cli.md (`entitlement --json`, `coverage --json`).
 
 pub mod cross_border;
+pub mod indicators;
 pub mod injury;
 pub mod params;
 pub mod pension;

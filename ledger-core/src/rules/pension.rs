@@ -507,9 +507,8 @@ fn estimate(
     let n = kept.len() as i128;
     let cn = Jurisdiction::new("CN").expect("valid");
     let accrual = i128::from(
-        params
-            .percent("basic_pension_accrual_percent", claim, on)
-            .or_else(|| params.percent("basic_pension_accrual_percent", &cn, on))?,
+        // The claim province's value, else the national one (`Params` falls back by itself).
+        params.percent("basic_pension_accrual_percent", claim, on)?,
     );
     // basic = C × (1 + Σ/n)/2 × n/12 × accrual/100 = C × (n×S + Σ) × accrual / (S × 2 × 12 × 10000)
     let numerator = c

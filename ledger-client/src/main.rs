@@ -413,10 +413,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?
                 .local_date(),
             };
-            let entitlement = if proven.complete {
-                Some(ledger_client::proofs::recompute(&proven, as_of)?)
+            // The proofs stand on their own; an entitlement that cannot be recomputed (say, the
+            // person's registration was voided) is reported, not a verification failure.
+            let (entitlement, not_recomputed) = if proven.complete {
+                match ledger_client::proofs::recompute(&proven, as_of) {
+                    Ok(e) => (Some(e), None),
+                    Err(e) => (None, Some(e.to_string())),
+                }
             } else {
-                None
+                (
+                    None,
+                    Some("the statement does not hold the worker's whole history".to_string()),
+                )
             };
             if cli.json {
                 let events: Vec<serde_json::Value> = proven
@@ -436,7 +444,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                            "checkpoint": {"origin": proven.checkpoint.origin, "size": proven.checkpoint.size,
                                           "root": proven.checkpoint.root.to_hex()},
                            "signed_by": proven.signed_by, "complete": proven.complete,
-                           "events": events, "entitlement": entitlement})
+                           "events": events, "entitlement": entitlement,
+                           "entitlement_not_recomputed": not_recomputed})
                 );
             } else {
                 println!(
@@ -462,6 +471,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "{}",
                         render::entitlement(&serde_json::to_value(ent)?, proven.checkpoint.size)
                     );
+                }
+                if let Some(why) = &not_recomputed {
+                    println!("Entitlement not recomputed: {why}");
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -382,6 +382,11 @@ impl Ledger {
         let appender = RaftAppender {
             raft: raft.clone(),
             store: store.clone(),
+            configured: cfg
+                .members
+                .iter()
+                .map(|m| (m.id, m.public_address.clone()))
+                .collect(),
         };
         tokio::spawn(appender.run(rx));
         Ok(Ledger {
@@ -398,6 +403,9 @@ impl Ledger {
 struct RaftAppender {
     raft: openraft::Raft<crate::raft::TypeConfig>,
     store: Arc<SledStore>,
+    /// Public addresses from `[raft] members`: only for a membership written by the first
+    /// release, which recorded Raft addresses alone.
+    configured: std::collections::BTreeMap<u64, String>,
 }
 
 impl RaftAppender {
@@ -482,8 +490,10 @@ impl RaftAppender {
         // The leader's public address comes from the Raft membership, so members added at run
         // time are reachable too.
         let address = address
+            .filter(|a| !a.is_empty())
             .or_else(|| crate::raft::public_address(&self.raft, leader))
             .filter(|a| !a.is_empty())
+            .or_else(|| self.configured.get(&leader).cloned())
             .ok_or_else(|| {
                 LedgerError::Replication(format!(
                     "leader {leader} has no public address in the membership"

@@ -75,7 +75,12 @@ openraft::declare_raft_types!(
 /// so a node added at run time is reachable without editing any config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerNode {
+    /// (`addr` is the field of openraft's `BasicNode`, which stores of the first release hold.)
+    #[serde(alias = "addr")]
     pub raft_address: String,
+    /// Empty only in a membership written by the first release; the node's `[raft] members`
+    /// config answers then.
+    #[serde(default)]
     pub public_address: String,
 }
 
@@ -224,6 +229,14 @@ pub fn public_address(raft: &openraft::Raft<TypeConfig>, id: NodeId) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memberships_written_with_basic_node_still_read() {
+        let old = r#"{"addr":"http://127.0.0.1:7200"}"#;
+        let n: LedgerNode = serde_json::from_str(old).unwrap();
+        assert_eq!(n.raft_address, "http://127.0.0.1:7200");
+        assert_eq!(n.public_address, "");
+    }
 
     #[test]
     fn entries_round_trip_and_the_first_hex_format_still_reads() {

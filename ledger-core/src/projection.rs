@@ -577,6 +577,29 @@ pub fn rulebook(view: &dyn StateRead) -> Result<Rulebook, StoreFault> {
     Rulebook::from_bytes(&b).map_err(StoreFault)
 }
 
+/// The rule parameters a ledger holds: its rulebook and what agencies published.
+pub struct StoredParams {
+    pub rulebook: Rulebook,
+    pub published: Vec<Published>,
+}
+
+impl StoredParams {
+    pub fn read(view: &dyn StateRead) -> Result<StoredParams, StoreFault> {
+        Ok(StoredParams {
+            rulebook: rulebook(view)?,
+            published: published(view)?,
+        })
+    }
+
+    /// The parameters as the rules read them.
+    pub fn params(&self) -> crate::rules::Params<'_> {
+        crate::rules::Params {
+            rulebook: &self.rulebook,
+            published: &self.published,
+        }
+    }
+}
+
 /// True when a key belongs to the projection (what a rebuild clears and replays).
 pub fn is_projection_key(key: &[u8]) -> bool {
     matches!(

@@ -1084,12 +1084,8 @@ fn check_transfer_amounts(
             e.transfer
         ))));
     };
-    let rulebook = crate::projection::rulebook(st)?;
-    let published = crate::projection::published(st)?;
-    let params = crate::rules::Params {
-        rulebook: &rulebook,
-        published: &published,
-    };
+    let stored = crate::projection::StoredParams::read(st)?;
+    let params = stored.params();
     let Ok(w) = crate::rules::Worker::new(&t.worker, &facts) else {
         return Ok(Err(Refusal::UnregisteredWorker(t.worker.clone())));
     };

@@ -59,12 +59,8 @@ impl RightsService {
             let read = |e: StoreFault| Status::internal(e.to_string());
             let size = state::read_head(store).map_err(read)?.size;
             let facts = projection::worker_facts(store, &worker).map_err(read)?;
-            let rulebook = projection::rulebook(store).map_err(read)?;
-            let published = projection::published(store).map_err(read)?;
-            let params = Params {
-                rulebook: &rulebook,
-                published: &published,
-            };
+            let stored = projection::StoredParams::read(store).map_err(read)?;
+            let params = stored.params();
             let out = f(&worker, &facts, &params).map_err(|e| match e {
                 RuleError::UnknownWorker(_) => Status::not_found(e.to_string()),
                 other => Status::failed_precondition(other.to_string()),
@@ -167,12 +163,8 @@ impl rights_server::Rights for RightsService {
             let store = ledger.store();
             let read = |e: StoreFault| Status::internal(e.to_string());
             let size = state::read_head(store).map_err(read)?.size;
-            let rulebook = projection::rulebook(store).map_err(read)?;
-            let published = projection::published(store).map_err(read)?;
-            let params = Params {
-                rulebook: &rulebook,
-                published: &published,
-            };
+            let stored = projection::StoredParams::read(store).map_err(read)?;
+            let params = stored.params();
             let mut tally = rules::indicators::Tally::new(&params, period, scope.as_ref());
             projection::for_each_worker(store, |w, facts| tally.add(w, facts)).map_err(read)?;
             Ok::<_, Status>((tally.finish(), size))

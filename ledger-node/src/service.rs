@@ -177,27 +177,10 @@ impl NodeService {
     /// The stored event as sent to a reader; for a batch with `positions`, only those lines and
     /// their Merkle proofs, never the other workers' lines.
     fn stored_pb(&self, rec: StoredRecord, positions: Option<Vec<u32>>) -> pb::StoredEvent {
-        let mut envelope = rec.envelope.to_pb();
-        let (mut line_positions, mut line_proofs) = (Vec::new(), Vec::new());
-        if let Some(positions) = positions.filter(|p| !p.is_empty()) {
-            let hashes: Vec<Hash32> = rec
-                .envelope
-                .lines
-                .iter()
-                .map(|l| merkle::leaf_hash(l))
-                .collect();
-            envelope.lines = positions
-                .iter()
-                .filter_map(|p| rec.envelope.lines.get(*p as usize).cloned())
-                .collect();
-            for p in positions.iter().filter(|p| (**p as usize) < hashes.len()) {
-                line_positions.push(*p);
-                line_proofs.push(merkle::proof_to_bytes(&merkle::inclusion_proof(
-                    &hashes,
-                    *p as usize,
-                )));
-            }
-        }
+        let (envelope, line_positions, proofs) =
+            ledger_core::statement::redacted(&rec.envelope, &positions.unwrap_or_default());
+        let line_proofs = proofs.iter().map(|p| merkle::proof_to_bytes(p)).collect();
+        let envelope = envelope.to_pb();
         pb::StoredEvent {
             index: rec.index,
             event_id: rec.event_id.0.to_vec(),

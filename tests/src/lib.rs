@@ -14,6 +14,8 @@ use ledger_core::envelope::format_secret_key;
 use ledger_core::event::PublicKeyBytes;
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 
+pub mod netns;
+
 /// How long a condition may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -354,11 +356,64 @@ pub fn make_genesis(dir: &Path, ledger: &str) {
     std::fs::write(dir.join("genesis.toml"), toml_genesis(&genesis)).unwrap();
 }
 
-/// A replicated ledger: `n` ledger-node processes with `[raft]` sections, on loopback ports.
+/// A replicated ledger: `n` ledger-node processes with `[raft]` sections, on loopback ports or
+/// on test hosts in network namespaces ([`Layout`]).
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub ports: Vec<u16>,
     pub children: Vec<Option<Child>>,
+    layout: Layout,
+}
+
+/// Where a cluster's nodes run and from where the test reaches them.
+#[derive(Clone)]
+pub struct Layout {
+    /// Each node's address (its public and Raft services listen there).
+    pub hosts: Vec<String>,
+    pub public_ports: Vec<u16>,
+    pub raft_ports: Vec<u16>,
+    /// The network namespace each node runs in (None: this one).
+    pub node_netns: Vec<Option<String>>,
+    /// The namespace the test's client commands run in (None: this one).
+    pub client_netns: Option<String>,
+}
+
+impl Layout {
+    /// `n` nodes on loopback, each with free ports.
+    pub fn loopback(n: usize) -> Layout {
+        Layout {
+            hosts: vec!["127.0.0.1".into(); n],
+            public_ports: (0..n).map(|_| free_port()).collect(),
+            raft_ports: (0..n).map(|_| free_port()).collect(),
+            node_netns: vec![None; n],
+            client_netns: None,
+        }
+    }
+
+    /// One node per node host of `mesh`, the test's clients in its client namespace.
+    pub fn mesh(mesh: &netns::Mesh, n: usize) -> Layout {
+        use netns::Host;
+        Layout {
+            hosts: (0..n).map(|i| mesh.address(Host::Node(i))).collect(),
+            public_ports: vec![7100; n],
+            raft_ports: vec![7200; n],
+            node_netns: (0..n).map(|i| Some(mesh.netns(Host::Node(i)))).collect(),
+            client_netns: Some(mesh.netns(Host::Client)),
+        }
+    }
+}
+
+/// `program` run in namespace `netns` when given (through `ip netns exec`, which execs it, so the
+/// child is the program itself and can be killed as such).
+fn command_in(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
 }
 
 impl TestCluster {
@@ -368,32 +423,39 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], with extra keys in every node's `[raft]` section.
     pub fn start_with(n: usize, raft_extra: &str) -> TestCluster {
+        Self::start_on(Layout::loopback(n), raft_extra)
+    }
+
+    /// A cluster placed as `layout` says, with extra keys in every node's `[raft]` section.
+    pub fn start_on(layout: Layout, raft_extra: &str) -> TestCluster {
+        let n = layout.hosts.len();
         let dir = tempfile::tempdir().expect("tempdir");
         make_genesis(dir.path(), "pcl-cluster-test");
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut members = String::new();
         for i in 0..n {
             members.push_str(&format!(
-                "\n[[raft.members]]\nid = {}\nraft_address = \"http://127.0.0.1:{}\"\npublic_address = \"http://127.0.0.1:{}\"\n",
+                "\n[[raft.members]]\nid = {}\nraft_address = \"http://{host}:{}\"\npublic_address = \"http://{host}:{}\"\n",
                 i + 1,
-                raft_ports[i],
-                ports[i]
+                layout.raft_ports[i],
+                layout.public_ports[i],
+                host = layout.hosts[i],
             ));
         }
         for i in 0..n {
             let config = format!(
-                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\n\n[raft]\nid = {id}\nlisten = \"127.0.0.1:{raft}\"\n{raft_extra}\n{members}",
+                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"{host}:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\n\n[raft]\nid = {id}\nlisten = \"{host}:{raft}\"\n{raft_extra}\n{members}",
                 id = i + 1,
-                port = ports[i],
-                raft = raft_ports[i],
+                host = layout.hosts[i],
+                port = layout.public_ports[i],
+                raft = layout.raft_ports[i],
             );
             std::fs::write(dir.path().join(format!("node-{}.toml", i + 1)), config).unwrap();
         }
         let mut cluster = TestCluster {
             dir,
-            ports,
+            ports: layout.public_ports.clone(),
             children: (0..n).map(|_| None).collect(),
+            layout,
         };
         for i in 0..n {
             cluster.spawn(i);
@@ -401,14 +463,24 @@ impl TestCluster {
         for i in 0..n {
             let url = cluster.url(i);
             wait_for("a node to serve", || {
-                client(&url, &["status", "--json"]).status.success()
+                cluster.client(&url, &["status", "--json"]).status.success()
             });
         }
         cluster
     }
 
+    /// Runs the ledger-client binary with `--node url`, from the layout's client namespace.
+    pub fn client(&self, url: &str, args: &[&str]) -> Output {
+        command_in(self.layout.client_netns.as_deref(), &binaries().client)
+            .arg("--node")
+            .arg(url)
+            .args(args)
+            .output()
+            .expect("run ledger-client")
+    }
+
     pub fn url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.ports[i])
+        format!("http://{}:{}", self.layout.hosts[i], self.ports[i])
     }
     pub fn key_path(&self, jurisdiction: &str) -> PathBuf {
         self.dir
@@ -423,7 +495,7 @@ impl TestCluster {
             .append(true)
             .open(self.dir.path().join(format!("node-{}.log", i + 1)))
             .unwrap();
-        let child = Command::new(&binaries().node)
+        let child = command_in(self.layout.node_netns[i].as_deref(), &binaries().node)
             .arg("run")
             .arg("--config")
             .arg(self.dir.path().join(format!("node-{}.toml", i + 1)))
@@ -442,7 +514,7 @@ impl TestCluster {
     }
 
     pub fn status(&self, i: usize) -> Option<serde_json::Value> {
-        let out = client(&self.url(i), &["status", "--json"]);
+        let out = self.client(&self.url(i), &["status", "--json"]);
         out.status
             .success()
             .then(|| serde_json::from_slice(&out.stdout).expect("status JSON"))
@@ -462,7 +534,7 @@ impl TestCluster {
             .path()
             .join(format!("submit-{}.jsonl", rand::random::<u64>()));
         std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-        client(
+        self.client(
             &self.url(i),
             &[
                 "--json",

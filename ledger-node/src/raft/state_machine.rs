@@ -229,6 +229,11 @@ impl LedgerStateMachine {
         })
         .await?;
         matches_meta(&staged, meta)?;
+        tracing::info!(
+            events = staged.header.size,
+            new = staged.header.size - staged.base.size,
+            "checked a snapshot from a peer: every new event opened and replayed, head and root match"
+        );
         *self.staged.lock().expect("staged lock") = Some(staged);
         Ok(())
     }

@@ -141,7 +141,9 @@ fn a_forged_install_snapshot_is_refused_and_the_node_keeps_serving() {
     let leader = c.leader_seen_by(0).unwrap();
     let target = (leader + 1) % 3;
     register(&c.url(leader), &key, &[vec!["W-1".into(), "W-2".into()]]);
-    wait_for("the follower to apply", || head(&c, target) == head(&c, leader));
+    wait_for("the follower to apply", || {
+        head(&c, target) == head(&c, leader)
+    });
     let before = head(&c, target).unwrap();
     let raft_url = format!("http://127.0.0.1:{}", c.raft_ports[target]);
 
@@ -172,7 +174,11 @@ fn a_forged_install_snapshot_is_refused_and_the_node_keeps_serving() {
     .expect_err("refused");
     assert!(err.message().contains("refused"), "{err:?}");
 
-    assert_eq!(head(&c, target), Some(before.clone()), "the ledger is untouched");
+    assert_eq!(
+        head(&c, target),
+        Some(before.clone()),
+        "the ledger is untouched"
+    );
     // Still a healthy member: it applies what the cluster commits next.
     register(&c.url(leader), &key, &[vec!["W-3".into()]]);
     wait_for("the follower to apply a new entry", || {

@@ -805,4 +805,58 @@ mod tests {
         assert!(check_chunk_bounds(1_152_921_504_606_846_976, 1).is_err());
         assert!(check_chunk_bounds(u64::MAX, 2).is_err());
     }
+
+    /// Not a test: the figure in BENCHMARKS.md (building and installing a snapshot of 100k events).
+    /// `cargo test --workspace --lib -- --ignored --nocapture snapshot_of_100k_events`
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn snapshot_of_100k_events() {
+        const EVENTS: u64 = 100_000;
+        const PER_ENTRY: u64 = 1000;
+        let agency = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let signed_at: Instant = "2024-06-01T00:00:00Z".parse().unwrap();
+        let (_a, _sa, mut leader) = fresh();
+        for e in 0..EVENTS / PER_ENTRY {
+            let envelopes = (0..PER_ENTRY)
+                .map(|i| {
+                    let json = format!(
+                        r#"{{"type":"person_registered","worker":"W-{e}-{i}","jurisdiction":"CN-44","sex":"M","birth_date":"1980-01-01","nationality":"CN"}}"#
+                    );
+                    let (kind, _) = ledger_core::event::parse_json_event(&json).unwrap();
+                    let body = ledger_core::event::EventBody { signed_at, kind };
+                    Envelope::sign(&body, &[&agency]).to_pb().encode_to_vec()
+                })
+                .collect();
+            let req = LedgerRequest {
+                stamp_seconds: signed_at.unix_seconds() + e as i64,
+                stamp_nanos: 0,
+                envelopes,
+            };
+            let log_id = LogId::new(openraft::CommittedLeaderId::new(1, 1), e + 1);
+            let out = leader
+                .apply(vec![Entry {
+                    log_id,
+                    payload: EntryPayload::Normal(req),
+                }])
+                .await
+                .unwrap();
+            let first = &out[0].outcomes[0];
+            assert!(matches!(first, OutcomeRecord::Appended { .. }), "{first:?}");
+        }
+        let started = std::time::Instant::now();
+        let snap = leader.build_snapshot().await.unwrap();
+        let built = started.elapsed();
+        let bytes = snap.snapshot.metadata().await.unwrap().len();
+        let (_b, store, mut follower) = fresh();
+        let started = std::time::Instant::now();
+        follower
+            .install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        let installed = started.elapsed();
+        assert_eq!(state::read_head(store.as_ref()).unwrap().size, EVENTS);
+        println!(
+            "snapshot of {EVENTS} events, {bytes} bytes: built in {built:?}, checked and installed on an empty follower in {installed:?}"
+        );
+    }
 }

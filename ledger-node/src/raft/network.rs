@@ -195,22 +195,26 @@ impl RaftService {
         }
         let mut r = slot.take().expect("a stream was just found or begun");
         r.file.flush().await.map_err(internal)?;
-        if let Err(why) = self.state.check_received(&req.meta, &r.file).await {
-            tracing::warn!(snapshot = %id, %why, "refused a snapshot from a peer");
-            return Err(tonic::Status::invalid_argument(format!(
-                "snapshot {id} refused: {why}"
-            )));
-        }
-        let snapshot = openraft::storage::Snapshot {
-            meta: req.meta,
-            snapshot: Box::new(r.file),
-        };
-        Ok(
-            match self.raft.install_full_snapshot(req.vote, snapshot).await {
+        // Checked and installed in a task of its own: a sender that gives up waiting (its
+        // deadline is openraft's install_snapshot_timeout) does not cancel an install half way.
+        let (state, raft) = (self.state.clone(), self.raft.clone());
+        let task = tokio::spawn(async move {
+            if let Err(why) = state.check_received(&req.meta, &r.file).await {
+                tracing::warn!(snapshot = %id, %why, "refused a snapshot from a peer");
+                return Err(tonic::Status::invalid_argument(format!(
+                    "snapshot {id} refused: {why}"
+                )));
+            }
+            let snapshot = openraft::storage::Snapshot {
+                meta: req.meta,
+                snapshot: Box::new(r.file),
+            };
+            Ok(match raft.install_full_snapshot(req.vote, snapshot).await {
                 Ok(resp) => Ok(InstallSnapshotResponse { vote: resp.vote }),
                 Err(fatal) => Err(RaftError::Fatal(fatal)),
-            },
-        )
+            })
+        });
+        task.await.map_err(internal)?
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Ledger {
     genesis: Genesis,
     tx: mpsc::Sender<Job>,
     raft: Option<openraft::Raft<crate::raft::TypeConfig>>,
+    /// The Raft service checks received snapshots against this state machine before the install.
+    raft_state: Option<crate::raft::LedgerStateMachine>,
 }
 
 /// The node's clock as a ledger instant (UTC). Only the appender and edge checks read it.
@@ -149,6 +151,7 @@ impl Ledger {
             genesis,
             tx,
             raft: None,
+            raft_state: None,
         })
     }
 
@@ -166,6 +169,15 @@ impl Ledger {
     /// The Raft handle, when the node replicates.
     pub fn raft(&self) -> Option<&openraft::Raft<crate::raft::TypeConfig>> {
         self.raft.as_ref()
+    }
+
+    /// The internal Raft service of a replicated ledger.
+    pub fn raft_service(
+        &self,
+    ) -> Option<ledger_proto::raft::raft_server::RaftServer<crate::raft::network::RaftService>>
+    {
+        let (raft, state) = (self.raft.clone()?, self.raft_state.clone()?);
+        Some(crate::raft::network::RaftService::server(raft, state))
     }
 
     /// Appends verified events in order; one outcome each, after they are durable.
@@ -372,9 +384,11 @@ impl Ledger {
         let (store, _marker, _, _) = open_store(dir, &genesis)?;
         let io = |e: sled::Error| LedgerError::Store(StoreError::Io(e.to_string()));
         let log = RaftLogStore::open(store.db()).map_err(io)?;
-        let sm = LedgerStateMachine::open(store.clone()).map_err(io)?;
+        let sm = LedgerStateMachine::open(store.clone(), &dir.join("snapshots"))
+            .map_err(|e| LedgerError::Store(StoreError::Io(e.to_string())))?;
         let config = crate::raft::config(&genesis.ledger, cfg.snapshot_every)
             .map_err(|e| LedgerError::Replication(e.to_string()))?;
+        let raft_state = Some(sm.clone());
         let raft = openraft::Raft::new(cfg.id, Arc::new(config), GrpcNetwork, log, sm)
             .await
             .map_err(|e| LedgerError::Replication(e.to_string()))?;
@@ -394,6 +408,7 @@ impl Ledger {
             genesis,
             tx,
             raft: Some(raft),
+            raft_state,
         })
     }
 }

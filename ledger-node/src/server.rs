@@ -129,7 +129,7 @@ async fn start_replicated(
     let listener = tokio::net::TcpListener::bind(raft_cfg.listen)
         .await
         .with_context(|| format!("listening for Raft on {}", raft_cfg.listen))?;
-    let service = crate::raft::network::RaftService::server(raft.clone());
+    let service = ledger.raft_service().expect("replicated ledger");
     tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(service)

@@ -361,6 +361,8 @@ pub fn make_genesis(dir: &Path, ledger: &str) {
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub ports: Vec<u16>,
+    /// Where each node serves the internal Raft service.
+    pub raft_ports: Vec<u16>,
     pub children: Vec<Option<Child>>,
     layout: Layout,
 }
@@ -454,6 +456,7 @@ impl TestCluster {
         let mut cluster = TestCluster {
             dir,
             ports: layout.public_ports.clone(),
+            raft_ports: layout.raft_ports.clone(),
             children: (0..n).map(|_| None).collect(),
             layout,
         };
@@ -565,6 +568,46 @@ impl Drop for TestCluster {
             eprintln!("node logs kept in {}", keep.display());
         }
     }
+}
+
+/// A Raft RPC of `ledger.v1.raft.Raft`.
+#[derive(Debug, Clone, Copy)]
+pub enum RaftRpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+/// Sends one raw Raft RPC (`json`: the JSON of openraft's request) to the Raft service at
+/// `raft_url`, as a peer (or an attacker) would, and returns the JSON reply or the gRPC error.
+/// The one place tests open a Raft connection: point it at TLS when the Raft port requires it.
+pub fn raft_rpc(
+    raft_url: &str,
+    rpc: RaftRpc,
+    json: &serde_json::Value,
+) -> Result<serde_json::Value, tonic::Status> {
+    use ledger_proto::raft::{raft_client::RaftClient, RaftPayload};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(raft_url.to_string())
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
+            .connect()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let mut client = RaftClient::new(channel).max_encoding_message_size(64 << 20);
+        let request = RaftPayload {
+            json: serde_json::to_vec(json).expect("JSON"),
+        };
+        let reply = match rpc {
+            RaftRpc::AppendEntries => client.append_entries(request).await?,
+            RaftRpc::Vote => client.vote(request).await?,
+            RaftRpc::InstallSnapshot => client.install_snapshot(request).await?,
+        };
+        Ok(serde_json::from_slice(&reply.into_inner().json).expect("a JSON reply"))
+    })
 }
 
 /// A base port whose `base + o` is free for every offset `o` (a dev cluster uses several ports).

@@ -3,8 +3,8 @@
 //!
 //! The Raft log is not the ledger. An entry carries a stamp and the envelopes it orders; applying
 //! it appends events to the ledger store. openraft purges its log after snapshots; the ledger (the
-//! `e`/`i`/`w` tables) is never purged, and a snapshot hands over the whole ledger store, which the
-//! receiver verifies (`ledger::verify_log`) before serving it.
+//! `e`/`i`/`w` tables) is never purged, and a snapshot hands over the ledger's events, which the
+//! receiver checks and replays (`snapshot`) before committing them.
 //!
 //! Status: storage layer, verified with openraft's storage test suite. The gRPC transport, leader
 //! forwarding and cluster start-up are the next step of the replication issue.
@@ -14,9 +14,8 @@
 
 pub mod log_store;
 pub mod network;
+pub mod snapshot;
 pub mod state_machine;
-
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +65,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = LedgerNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

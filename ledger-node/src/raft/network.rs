@@ -6,6 +6,7 @@ use super::LedgerNode;
 use ledger_proto::raft::raft_client::RaftClient;
 use ledger_proto::raft::raft_server;
 use ledger_proto::raft::RaftPayload;
+use openraft::error::SnapshotMismatch;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -14,10 +15,13 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::SnapshotSegmentId;
 use serde::{de::DeserializeOwned, Serialize};
+use tokio::io::AsyncWriteExt;
 use tonic::transport::Channel;
 
-use super::{NodeId, TypeConfig};
+use super::snapshot::MAX_SNAPSHOT_BYTES;
+use super::{LedgerStateMachine, NodeId, TypeConfig};
 
 /// Largest Raft message either way: a full batch of entries, or a snapshot chunk (3 MiB default).
 pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -122,14 +126,115 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
 /// The server side: a peer's RPC handed to the local Raft.
 pub struct RaftService {
     raft: openraft::Raft<TypeConfig>,
+    /// Checks a received snapshot before openraft is given it.
+    state: LedgerStateMachine,
+    /// The snapshot being received: chunks arrive in order, one stream at a time.
+    receiving: tokio::sync::Mutex<Option<Receiving>>,
+}
+
+struct Receiving {
+    snapshot_id: String,
+    /// Bytes received so far: the offset the next chunk must have.
+    next: u64,
+    file: tokio::fs::File,
 }
 
 impl RaftService {
-    pub fn server(raft: openraft::Raft<TypeConfig>) -> raft_server::RaftServer<RaftService> {
-        raft_server::RaftServer::new(RaftService { raft })
-            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+    pub fn server(
+        raft: openraft::Raft<TypeConfig>,
+        state: LedgerStateMachine,
+    ) -> raft_server::RaftServer<RaftService> {
+        raft_server::RaftServer::new(RaftService {
+            raft,
+            state,
+            receiving: tokio::sync::Mutex::default(),
+        })
+        .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
     }
+
+    /// Takes one chunk of a snapshot into a staging file (never into memory or the live store)
+    /// and, on the last one, checks the whole snapshot against this node's ledger before
+    /// openraft installs it. A refused snapshot is a gRPC error to the sender; this node's Raft
+    /// and ledger carry on untouched.
+    async fn receive_chunk(
+        &self,
+        req: InstallSnapshotRequest<TypeConfig>,
+        vote: openraft::Vote<NodeId>,
+    ) -> Result<InstallSnapshotReply, tonic::Status> {
+        let mut slot = self.receiving.lock().await;
+        let id = req.meta.snapshot_id.clone();
+        let expected = match slot.as_ref() {
+            Some(r) if r.snapshot_id == id => r.next,
+            _ => 0,
+        };
+        if req.offset != expected && req.offset != 0 {
+            let segment = |offset| SnapshotSegmentId {
+                id: id.clone(),
+                offset,
+            };
+            let mismatch = SnapshotMismatch {
+                expect: segment(expected),
+                got: segment(req.offset),
+            };
+            return Ok(Err(RaftError::APIError(mismatch.into())));
+        }
+        if req.offset == 0 {
+            let file = self.state.receiving_file().map_err(internal)?;
+            *slot = Some(Receiving {
+                snapshot_id: id.clone(),
+                next: 0,
+                file,
+            });
+        }
+        let r = slot.as_mut().expect("a stream was just found or begun");
+        r.file.write_all(&req.data).await.map_err(internal)?;
+        r.next += req.data.len() as u64;
+        if !req.done {
+            return Ok(Ok(InstallSnapshotResponse { vote }));
+        }
+        let mut r = slot.take().expect("a stream was just found or begun");
+        r.file.flush().await.map_err(internal)?;
+        // Checked and installed in a task of its own: a sender that gives up waiting (its
+        // deadline is openraft's install_snapshot_timeout) does not cancel an install half way.
+        let (state, raft) = (self.state.clone(), self.raft.clone());
+        let task = tokio::spawn(async move {
+            if let Err(why) = state.check_received(&req.meta, &r.file).await {
+                tracing::warn!(snapshot = %id, %why, "refused a snapshot from a peer");
+                return Err(tonic::Status::invalid_argument(format!(
+                    "snapshot {id} refused: {why}"
+                )));
+            }
+            let snapshot = openraft::storage::Snapshot {
+                meta: req.meta,
+                snapshot: Box::new(r.file),
+            };
+            Ok(match raft.install_full_snapshot(req.vote, snapshot).await {
+                Ok(resp) => Ok(InstallSnapshotResponse { vote: resp.vote }),
+                Err(fatal) => Err(RaftError::Fatal(fatal)),
+            })
+        });
+        task.await.map_err(internal)?
+    }
+}
+
+type InstallSnapshotReply =
+    Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
+
+/// Refuses a chunk that would take a snapshot past [`MAX_SNAPSHOT_BYTES`], before anything is
+/// allocated or written for it.
+pub fn check_chunk_bounds(offset: u64, len: usize) -> Result<(), tonic::Status> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= MAX_SNAPSHOT_BYTES => Ok(()),
+        _ => Err(tonic::Status::invalid_argument(format!(
+            "snapshot chunk at offset {offset} of {len} bytes ends beyond MAX_SNAPSHOT_BYTES \
+             ({MAX_SNAPSHOT_BYTES} bytes): refused"
+        ))),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> tonic::Status {
+    tonic::Status::internal(format!("receiving a snapshot: {e}"))
 }
 
 fn decode<T: DeserializeOwned>(p: RaftPayload) -> Result<T, tonic::Status> {
@@ -165,7 +270,18 @@ impl raft_server::Raft for RaftService {
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
         let req: InstallSnapshotRequest<TypeConfig> = decode(request.into_inner())?;
-        encode(&self.raft.install_snapshot(req).await)
+        check_chunk_bounds(req.offset, req.data.len())?;
+        let vote = self
+            .raft
+            .with_raft_state(|s| *s.vote_ref())
+            .await
+            .map_err(internal)?;
+        if req.vote < vote {
+            // A stale leader: tell it the newer vote, take nothing.
+            let reply: InstallSnapshotReply = Ok(InstallSnapshotResponse { vote });
+            return encode(&reply);
+        }
+        encode(&self.receive_chunk(req, vote).await?)
     }
 }
 
@@ -211,17 +327,17 @@ mod tests {
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         store.commit(&state::genesis_writes(&genesis())).unwrap();
         let log = RaftLogStore::open(store.db()).unwrap();
-        let sm = LedgerStateMachine::open(store.clone()).unwrap();
+        let sm = LedgerStateMachine::open(store.clone(), &dir.path().join("snapshots")).unwrap();
         let raft = openraft::Raft::new(
             id,
             Arc::new(config("pcl-raft", crate::raft::SNAPSHOT_EVERY_ENTRIES).unwrap()),
             GrpcNetwork,
             log,
-            sm,
+            sm.clone(),
         )
         .await
         .unwrap();
-        let server = RaftService::server(raft.clone());
+        let server = RaftService::server(raft.clone(), sm);
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(server)

@@ -795,7 +795,10 @@ fn the_same_content_signed_again_returns_the_committed_receipt() {
 
     assert_refused!(
         w,
-        w.ev(other_amounts(w.decl("E1", "CN-44", "2024-01", &spec)), &[&emp]),
+        w.ev(
+            other_amounts(w.decl("E1", "CN-44", "2024-01", &spec)),
+            &[&emp]
+        ),
         Refusal::DuplicateDeclaration(_),
         "duplicate_declaration"
     );
@@ -862,7 +865,10 @@ fn the_content_key_ignores_only_signed_at_and_salts() {
     assert_ne!(a.id, b.id);
     assert_eq!(state::content_key(&a), state::content_key(&b));
     let other = [
-        w.ev(other_amounts(w.decl("E1", "CN-44", "2024-01", &spec)), &[&emp]),
+        w.ev(
+            other_amounts(w.decl("E1", "CN-44", "2024-01", &spec)),
+            &[&emp],
+        ),
         w.ev(w.decl("E1", "CN-44", "2024-02", &spec), &[&emp]),
         w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&key(11)]),
         w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp, &key(11)]),

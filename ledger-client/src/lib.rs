@@ -6,6 +6,7 @@ pub mod bench;
 pub mod jsonl;
 pub mod keys;
 pub mod proofs;
+pub mod retry;
 
 use ed25519_dalek::{Signer, SigningKey};
 use ledger_core::envelope::{read_message, Envelope};
@@ -72,7 +73,9 @@ pub enum SubmitOutcome {
         event_id: Hash32,
         index: u64,
         appended_at: String,
-        duplicate: bool,
+        /// Nothing was appended: the event (its id, or the same content signed again by the
+        /// same keys) was already recorded, and this is the committed receipt.
+        already_recorded: bool,
     },
     Refused {
         code: String,
@@ -170,7 +173,8 @@ impl Client {
                     event_id: Hash32::from_slice(&r.event_id).map_err(ClientError::Invalid)?,
                     index: r.index,
                     appended_at: r.appended_at,
-                    duplicate: r.duplicate,
+                    // A node of the first release sets only `duplicate`.
+                    already_recorded: r.already_recorded || r.duplicate,
                 }),
                 Some(pb::outcome::Result::Refusal(r)) => Ok(SubmitOutcome::Refused {
                     code: r.code,

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use ledger_client::retry::{self, Session};
 use ledger_client::{
     default_node_url, jsonl, keys, split_requests, Client, ClientError, SubmitOutcome,
 };
@@ -28,6 +30,11 @@ struct Cli {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// How long to keep retrying when the cluster cannot answer yet (no leader, a node down, a
+    /// lost connection), moving through the endpoints of client.toml; 0 never retries
+    /// [default: `retry_seconds` of ./ledger-data/client.toml, else 60]
+    #[arg(long, global = true, value_name = "SECONDS")]
+    retry_for: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -243,12 +250,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// How long calls retry: `--retry-for`, else client.toml, else the default (set once in `run`).
+static RETRY_FOR: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// A session over `--node` then the endpoints of client.toml, retrying for `--retry-for`.
+fn session(cli_node: &Option<String>) -> anyhow::Result<Session> {
+    let retry_for = *RETRY_FOR.get().unwrap_or(&retry::DEFAULT_RETRY_FOR);
+    Ok(Session::new(
+        retry::endpoints(cli_node.as_deref()),
+        retry_for,
+    )?)
+}
+
+/// A client connected to the first endpoint that answers.
 async fn connect(cli_node: &Option<String>) -> anyhow::Result<Client> {
-    let url = cli_node.clone().unwrap_or_else(default_node_url);
-    Ok(Client::connect(&url).await?)
+    Ok(session(cli_node)?.connect().await?)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let retry_for = cli
+        .retry_for
+        .map(Duration::from_secs)
+        .or_else(retry::configured_retry_for)
+        .unwrap_or(retry::DEFAULT_RETRY_FOR);
+    RETRY_FOR.get_or_init(|| retry_for);
     match &cli.command {
         Command::Keygen { out } => {
             let key = keys::generate(out)?;
@@ -287,8 +312,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 kind,
             };
             let envelope = jsonl::sign(&body, &[agency]);
-            let mut client = connect(&cli.node).await?;
-            let outcome = client.submit(vec![envelope]).await?.remove(0);
+            let outcome = session(&cli.node)?
+                .call(|c| Box::pin(c.submit(vec![envelope.clone()])))
+                .await?
+                .remove(0);
             Ok(print_outcomes(cli.json, &[(1, outcome)]))
         }
         Command::Submit {
@@ -678,8 +705,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Status => {
-            let mut client = connect(&cli.node).await?;
-            let s = client.status().await?;
+            let mut session = session(&cli.node)?;
+            let s = session.call(|c| Box::pin(c.status())).await?;
+            let mut client = session.connect().await?;
             // The node's signed checkpoint and any fork evidence it holds (the alarm).
             let cp = client.checkpoint().await.ok();
             let cp_body = cp.as_ref().and_then(|c| {
@@ -834,10 +862,13 @@ async fn submit(cli: &Cli, key_files: &[PathBuf], events: &PathBuf) -> anyhow::R
     }
     let mut lines = lines_sent.into_iter();
     if !to_send.is_empty() {
-        let mut client = connect(&cli.node).await?;
+        // Resending a request after a failover is safe: known ids and already recorded content
+        // return their committed receipts.
+        let mut session = session(&cli.node)?;
         for request in split_requests(to_send) {
             let n = request.len() as u64;
-            let outcomes = match client.submit(request).await {
+            let sent = session.call(|c| Box::pin(c.submit(request.clone()))).await;
+            let outcomes = match sent {
                 Ok(o) => o,
                 Err(e) => {
                     progress.abandon();
@@ -860,24 +891,26 @@ async fn submit(cli: &Cli, key_files: &[PathBuf], events: &PathBuf) -> anyhow::R
 }
 
 /// Prints one line per event (receipts on stdout, refusals on stderr too) and a summary;
-/// success only if every event was accepted.
+/// success only if every event was appended or already recorded.
 fn print_outcomes(json: bool, results: &[(usize, SubmitOutcome)]) -> ExitCode {
-    let mut refused = 0;
+    let (mut refused, mut recorded) = (0, 0);
     for (line, o) in results {
         match o {
             SubmitOutcome::Accepted {
                 event_id,
                 index,
                 appended_at,
-                duplicate,
+                already_recorded,
             } => {
+                recorded += usize::from(*already_recorded);
                 if json {
+                    // `duplicate` is kept for scripts written against the first release.
                     println!(
                         "{}",
-                        json!({"line": line, "event_id": event_id.to_hex(), "index": index, "appended_at": appended_at, "duplicate": duplicate})
+                        json!({"line": line, "event_id": event_id.to_hex(), "index": index, "appended_at": appended_at, "already_recorded": already_recorded, "duplicate": already_recorded})
                     );
-                } else if *duplicate {
-                    println!("line {line}: already in the ledger as #{index} (event {event_id}), nothing appended");
+                } else if *already_recorded {
+                    println!("line {line}: already recorded as #{index} (event {event_id}), nothing appended");
                 } else {
                     println!("line {line}: appended as #{index} (event {event_id})");
                 }
@@ -894,9 +927,9 @@ fn print_outcomes(json: bool, results: &[(usize, SubmitOutcome)]) -> ExitCode {
             }
         }
     }
-    let accepted = results.len() - refused;
+    let appended = results.len() - refused - recorded;
     if !json || refused > 0 {
-        eprintln!("{accepted} accepted, {refused} refused");
+        eprintln!("{appended} appended, {recorded} already recorded, {refused} refused");
     }
     if refused == 0 {
         ExitCode::SUCCESS

@@ -84,6 +84,9 @@ pub mod keys {
     pub const VOIDED: u8 = b'v';
     /// `m` + name → metadata
     pub const META: u8 = b'm';
+    /// `r` + content key ([`super::content_key`]) → index of the event that recorded that
+    /// content (retry-safe submission: the same content signed again gets this event's receipt)
+    pub const CONTENT: u8 = b'r';
 
     pub fn event(index: u64) -> Vec<u8> {
         let mut k = vec![EVENT];
@@ -127,6 +130,11 @@ pub mod keys {
         if let Some(l) = line {
             k.extend_from_slice(&l.to_be_bytes());
         }
+        k
+    }
+    pub fn content(key: &Hash32) -> Vec<u8> {
+        let mut k = vec![CONTENT];
+        k.extend_from_slice(&key.0);
         k
     }
     pub const HEAD: &[u8] = b"mhead";
@@ -295,7 +303,9 @@ pub struct Receipt {
     pub event_id: Hash32,
     pub index: u64,
     pub appended_at: Instant,
-    /// The event was already in the ledger; this is its original receipt.
+    /// The event was already recorded: the same event id, or the same content signed again by
+    /// the same signers ([`content_key`]). This is the committed event's receipt (its id, which
+    /// may differ from the submitted one, its index and its stamp); nothing was appended.
     pub duplicate: bool,
 }
 
@@ -449,6 +459,16 @@ pub fn apply_entry(
             }));
             continue;
         }
+        let content = content_key(ev);
+        if let Some(original) = recorded_content(&st, &content)? {
+            outcomes.push(Outcome::Appended(Receipt {
+                event_id: original.event_id,
+                index: original.index,
+                appended_at: original.stamp,
+                duplicate: true,
+            }));
+            continue;
+        }
         let index = head.size + 1;
         match admit(&mut st, ev, index, stamp)? {
             Err(refusal) => outcomes.push(Outcome::Refused(refusal)),
@@ -464,6 +484,7 @@ pub fn apply_entry(
                 let projected = project_event(&st, index, &ev.body.kind)?;
                 st.put(keys::event(index), rec.encode());
                 st.put(keys::event_id(&ev.id), index.to_be_bytes().to_vec());
+                st.put(keys::content(&content), index.to_be_bytes().to_vec());
                 st.writes.extend(projected);
                 crate::log_tree::append(
                     st.base,
@@ -487,6 +508,78 @@ pub fn apply_entry(
         writes: st.writes,
         head,
     })
+}
+
+/// Domain of [`content_key`], so a content key never equals an event id or another hash.
+const CONTENT_DOMAIN: &[u8] = b"portable-contribution-ledger/content/v1\n";
+
+/// What makes two signed events "the same submission": the body without `signed_at` and with
+/// every line salt zeroed (so `lines_root` is recomputed over salt-free lines), and the set of
+/// signer keys. A client that lost the answer to a submission signs the event again with a new
+/// `signed_at` and new salts, hence a new event id; the content key still matches.
+pub fn content_key(ev: &VerifiedEvent) -> Hash32 {
+    let body = EventBody {
+        signed_at: Instant::from_unix_utc(0, 0).expect("the epoch is a valid instant"),
+        kind: without_salts(&ev.body.kind),
+    };
+    let encoded = wire::encode_body(&body);
+    let signers: std::collections::BTreeSet<[u8; 32]> = ev
+        .envelope
+        .signatures
+        .iter()
+        .map(|s| s.public_key.0)
+        .collect();
+    let mut h = blake3::Hasher::new();
+    h.update(CONTENT_DOMAIN);
+    h.update(&(encoded.body.len() as u64).to_be_bytes());
+    h.update(&encoded.body);
+    for pk in &signers {
+        h.update(pk);
+    }
+    Hash32(*h.finalize().as_bytes())
+}
+
+/// The event kind with every batch line's salt (and any replacement line's) set to zero.
+fn without_salts(kind: &EventKind) -> EventKind {
+    let mut kind = kind.clone();
+    match &mut kind {
+        EventKind::ContributionsDeclared(d) => {
+            d.lines.iter_mut().for_each(|l| l.salt = Salt::default())
+        }
+        EventKind::PlatformOrders(o) => o.lines.iter_mut().for_each(|l| l.salt = Salt::default()),
+        EventKind::Correction(c) => match &mut c.replacement {
+            Some(Replacement::Line(Line::Contribution(l))) => l.salt = Salt::default(),
+            Some(Replacement::Line(Line::Order(l))) => l.salt = Salt::default(),
+            Some(Replacement::Event(e)) => **e = without_salts(e),
+            None => {}
+        },
+        _ => {}
+    }
+    kind
+}
+
+/// The committed event that recorded this content, if it still stands: a correction that voided
+/// it (wholly or any line) frees the content, so the same declaration can be made again after a
+/// void, and is then decided like any new event.
+fn recorded_content(
+    st: &Overlay<'_>,
+    content: &Hash32,
+) -> Result<Option<StoredRecord>, StoreFault> {
+    let Some(b) = st.get(&keys::content(content))? else {
+        return Ok(None);
+    };
+    let index = u64::from_be_bytes(
+        b.as_slice()
+            .try_into()
+            .map_err(|_| StoreFault("content index entry is not 8 bytes".into()))?,
+    );
+    let rec = st.record(index)?;
+    let mut voids = vec![keys::VOIDED];
+    voids.extend_from_slice(&rec.event_id.0);
+    if !st.scan_prefix(&voids)?.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(rec))
 }
 
 /// The projection writes of an admitted event (the state machine and a rebuild share this).

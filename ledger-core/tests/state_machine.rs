@@ -311,9 +311,20 @@ fn a_revoked_key_is_refused() {
         "revoked_key"
     );
     assert_eq!(r, Refusal::RevokedKey(pk(&k).to_hex()));
+    // The same revocation signed again is the recorded one (a retry); another one is refused.
+    let again = w.apply(&[w.ev(key_revoked(&k), &[&a44])]);
+    assert!(
+        matches!(&again.outcomes[..], [Outcome::Appended(r)] if r.duplicate && r.event_id == revocation.event_id),
+        "{:?}",
+        again.outcomes
+    );
+    let mut other = key_revoked(&k);
+    if let EventKind::KeyRevoked(r) = &mut other {
+        r.reason = "key stolen".into();
+    }
     assert_refused!(
         w,
-        w.ev(key_revoked(&k), &[&a44]),
+        w.ev(other, &[&a44]),
         Refusal::AlreadyVoided(_),
         "already_voided"
     );
@@ -479,7 +490,7 @@ fn duplicate_declarations_back_pay_and_void() {
     assert_refused!(
         w,
         w.ev(
-            w.decl("E1", "CN-44", "2024-01", &[("W-1", Scheme::Pension)]),
+            other_amounts(w.decl("E1", "CN-44", "2024-01", &[("W-1", Scheme::Pension)])),
             &[&emp]
         ),
         Refusal::DuplicateDeclaration(_),
@@ -520,7 +531,7 @@ fn duplicate_declarations_back_pay_and_void() {
     assert_refused!(
         w,
         w.ev(
-            w.decl("E1", "CN-44", "2024-01", &[("W-1", Scheme::Pension)]),
+            other_amounts(w.decl("E1", "CN-44", "2024-01", &[("W-1", Scheme::Pension)])),
             &[&emp]
         ),
         Refusal::DuplicateDeclaration(_),
@@ -550,7 +561,7 @@ fn voiding_a_back_pay_declaration_keeps_the_original_month_guarded() {
     assert_refused!(
         w,
         w.ev(
-            w.decl("E1", "CN-44", "2024-01", &[("W-1", Scheme::Pension)]),
+            other_amounts(w.decl("E1", "CN-44", "2024-01", &[("W-1", Scheme::Pension)])),
             &[&emp]
         ),
         Refusal::DuplicateDeclaration(_),
@@ -576,14 +587,14 @@ fn voiding_lines_frees_only_their_own_months() {
     w.appended(w.ev(void(d.event_id, Some(1)), &[&emp]));
     assert_refused!(
         w,
-        w.ev(void(d.event_id, Some(1)), &[&emp]),
+        w.ev(void_because(d.event_id, Some(1), "again"), &[&emp]),
         Refusal::AlreadyVoided(_),
         "already_voided"
     );
     assert_refused!(
         w,
         w.ev(
-            w.decl("E1", "CN-44", "2024-03", &[("W-1", Scheme::Pension)]),
+            other_amounts(w.decl("E1", "CN-44", "2024-03", &[("W-1", Scheme::Pension)])),
             &[&emp]
         ),
         Refusal::DuplicateDeclaration(_),
@@ -602,7 +613,7 @@ fn voiding_lines_frees_only_their_own_months() {
     assert_refused!(
         w,
         w.ev(
-            w.decl("E1", "CN-44", "2024-03", &[("W-2", Scheme::Pension)]),
+            other_amounts(w.decl("E1", "CN-44", "2024-03", &[("W-2", Scheme::Pension)])),
             &[&emp]
         ),
         Refusal::DuplicateDeclaration(_),
@@ -756,6 +767,118 @@ fn the_same_envelope_twice_returns_the_first_receipt() {
 }
 
 #[test]
+fn the_same_content_signed_again_returns_the_committed_receipt() {
+    // Retry-safe submission: a declaration signed again (new signed_at, new salts, so a new
+    // event id) is answered with the committed receipt and appends nothing, in a later entry
+    // and within one entry; a different declaration of the month is still refused.
+    let mut w = World::new();
+    let emp = key(EMPLOYER_44);
+    let spec = [("W-1", Scheme::Pension), ("W-2", Scheme::Pension)];
+    let first = w.appended(w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp]));
+    let before = w.store.clone();
+    let head = w.store.head();
+    w.stamp = w.stamp.plus_seconds(3600);
+    let resigned = w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp]);
+    assert_ne!(resigned.id, first.event_id);
+    let applied = w.apply(std::slice::from_ref(&resigned));
+    let [Outcome::Appended(r)] = &applied.outcomes[..] else {
+        panic!("{:?}", applied.outcomes)
+    };
+    assert!(r.duplicate);
+    assert_eq!(
+        (r.event_id, r.index, r.appended_at),
+        (first.event_id, first.index, first.appended_at)
+    );
+    assert_eq!(applied.head, head);
+    assert_eq!(w.store, before, "an already recorded event writes nothing");
+    assert!(!w.store.0.contains_key(&keys::event_id(&resigned.id)));
+
+    assert_refused!(
+        w,
+        w.ev(
+            other_amounts(w.decl("E1", "CN-44", "2024-01", &spec)),
+            &[&emp]
+        ),
+        Refusal::DuplicateDeclaration(_),
+        "duplicate_declaration"
+    );
+    // Lines in another order are another batch (another lines_root): decided afresh.
+    let reversed = [spec[1], spec[0]];
+    assert_refused!(
+        w,
+        w.ev(w.decl("E1", "CN-44", "2024-01", &reversed), &[&emp]),
+        Refusal::DuplicateDeclaration(_),
+        "duplicate_declaration"
+    );
+
+    // Within one entry: the second copy gets the first one's receipt.
+    let a = w.ev(w.decl("E1", "CN-44", "2024-05", &spec), &[&emp]);
+    let b = w.ev(w.decl("E1", "CN-44", "2024-05", &spec), &[&emp]);
+    let applied = w.apply(&[a.clone(), b]);
+    assert!(
+        matches!(&applied.outcomes[..], [Outcome::Appended(x), Outcome::Appended(y)]
+            if !x.duplicate && y.duplicate && y.event_id == a.id && y.index == x.index),
+        "{:?}",
+        applied.outcomes
+    );
+}
+
+#[test]
+fn the_same_content_by_another_signer_or_after_a_void_is_a_new_event() {
+    // The signers are part of the content: another key of the same employer signing the same
+    // declaration is a second declaration (refused as such). After a void, the same content
+    // is free again and appended as a new event.
+    let mut w = World::new();
+    let emp = key(EMPLOYER_44);
+    let second_key = key(11);
+    w.appended(w.ev(
+        key_registered("CN-44", Role::Employer, "E1", &second_key),
+        &[&key(AGENCY_44)],
+    ));
+    let spec = [("W-1", Scheme::Pension)];
+    let d = w.appended(w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp]));
+    assert_refused!(
+        w,
+        w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&second_key]),
+        Refusal::DuplicateDeclaration(_),
+        "duplicate_declaration"
+    );
+    w.appended(w.ev(void(d.event_id, None), &[&emp]));
+    let again = w.appended(w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp]));
+    assert!(again.index > d.index);
+    // A retry of that new declaration now gets the new receipt.
+    let applied = w.apply(&[w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp])]);
+    assert!(
+        matches!(&applied.outcomes[..], [Outcome::Appended(r)] if r.duplicate && r.event_id == again.event_id),
+        "{:?}",
+        applied.outcomes
+    );
+}
+
+#[test]
+fn the_content_key_ignores_only_signed_at_and_salts() {
+    let w = World::new();
+    let emp = key(EMPLOYER_44);
+    let spec = [("W-1", Scheme::Pension)];
+    let a = w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp]);
+    let b = w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp]);
+    assert_ne!(a.id, b.id);
+    assert_eq!(state::content_key(&a), state::content_key(&b));
+    let other = [
+        w.ev(
+            other_amounts(w.decl("E1", "CN-44", "2024-01", &spec)),
+            &[&emp],
+        ),
+        w.ev(w.decl("E1", "CN-44", "2024-02", &spec), &[&emp]),
+        w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&key(11)]),
+        w.ev(w.decl("E1", "CN-44", "2024-01", &spec), &[&emp, &key(11)]),
+    ];
+    for o in &other {
+        assert_ne!(state::content_key(&a), state::content_key(o));
+    }
+}
+
+#[test]
 fn corrections_need_a_live_target() {
     // A correction of an event not in the ledger is NotFound; of a voided event, AlreadyVoided
     // (also when both corrections are in one entry).
@@ -772,22 +895,25 @@ fn corrections_need_a_live_target() {
         &[&emp],
     ));
     let v1 = w.ev(void(d.event_id, None), &[&emp]);
-    let v2 = w.ev(void(d.event_id, None), &[&emp]);
-    let applied = w.apply(&[v1, v2]);
+    let v2 = w.ev(void_because(d.event_id, None, "twice"), &[&emp]);
+    let v3 = w.ev(void(d.event_id, None), &[&emp]);
+    let applied = w.apply(&[v1, v2, v3]);
+    // The same void signed again (v3) is the recorded one; a different void is refused.
     assert!(
         matches!(
             &applied.outcomes[..],
             [
-                Outcome::Appended(_),
-                Outcome::Refused(Refusal::AlreadyVoided(_))
-            ]
+                Outcome::Appended(first),
+                Outcome::Refused(Refusal::AlreadyVoided(_)),
+                Outcome::Appended(again),
+            ] if again.duplicate && again.index == first.index
         ),
         "{:?}",
         applied.outcomes
     );
     assert_refused!(
         w,
-        w.ev(void(d.event_id, None), &[&emp]),
+        w.ev(void_because(d.event_id, None, "again"), &[&emp]),
         Refusal::AlreadyVoided(_),
         "already_voided"
     );
@@ -887,6 +1013,25 @@ fn orders_completed_before_they_were_accepted_are_refused() {
         platform_orders("P1", "2024-06-15T07:59:00Z", "2024-06-15T08:00:00Z"),
         &[&p],
     ));
+}
+
+fn void_because(target: Hash32, line: Option<u32>, reason: &str) -> EventKind {
+    let mut kind = void(target, line);
+    if let EventKind::Correction(c) = &mut kind {
+        c.reason = reason.into();
+    }
+    kind
+}
+
+/// A declaration like [`World::decl`] but with other amounts: a different declaration of the
+/// same month, not the same one signed again.
+fn other_amounts(mut kind: EventKind) -> EventKind {
+    if let EventKind::ContributionsDeclared(d) = &mut kind {
+        for l in &mut d.lines {
+            l.employee_amount = Money::from_minor(l.employee_amount.minor() + 1);
+        }
+    }
+    kind
 }
 
 fn platform_orders(platform: &str, accepted: &str, completed: &str) -> EventKind {
@@ -1117,7 +1262,8 @@ proptest! {
                 Outcome::Appended(r) if !r.duplicate => {
                     prop_assert!(first.insert(ev.id, r.index).is_none());
                 }
-                Outcome::Appended(r) => prop_assert_eq!(Some(&r.index), first.get(&ev.id)),
+                // The same id, or the same content signed again: the committed receipt.
+                Outcome::Appended(r) => prop_assert_eq!(Some(&r.index), first.get(&r.event_id)),
                 Outcome::Refused(_) => prop_assert!(!first.contains_key(&ev.id)),
             }
         }

@@ -278,7 +278,14 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         wait_listening(cfg.listen, &mut child)
             .await
             .with_context(|| format!("{} ({})", cfg.node_id, cfg.jurisdiction))?;
-        children.push(child);
+        children.push(Node {
+            name: format!(
+                "{} ({}, http://{})",
+                cfg.node_id, cfg.jurisdiction, cfg.listen
+            ),
+            restart: format!("{} run --config {}", exe.display(), path.display()),
+            child: Some(child),
+        });
     }
     wait_for_leader(&configs[0].0).await?;
     write_trust_file(&opts.data_dir, &configs)?;
@@ -298,33 +305,130 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!("client config: {dir}/client.toml");
     println!("node keys:     {dir}/trust.txt (for `ledger-client verify --trust`)");
     println!("press Ctrl-C to stop");
-    tokio::select! {
-        _ = stop => {
-            println!("stopping");
-        }
-        (status, i) = first_exit(&mut children) => {
-            for c in &children { terminate(c); }
-            for c in &mut children { let _ = c.wait().await; }
-            bail!("node-{} exited unexpectedly ({status}); the others were stopped", i + 1);
+    supervise(children, stop).await
+}
+
+/// A node process of the local ledger.
+struct Node {
+    /// How the node is named in reports: id, jurisdiction and public address.
+    name: String,
+    /// The command that starts the node again by hand.
+    restart: String,
+    /// `None` once the process has exited.
+    child: Option<tokio::process::Child>,
+}
+
+/// Keeps the nodes running until Ctrl-C or SIGTERM (then stops them all). A node that dies is
+/// reported, with how it died and which nodes keep serving; the others go on, so a failover
+/// can be watched and the node restarted by hand. Ends with an error once every node is gone.
+async fn supervise(
+    mut nodes: Vec<Node>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => {
+                println!("stopping");
+                break;
+            }
+            (i, status) = next_exit(&mut nodes) => {
+                report_exit(&nodes, i, status);
+                if nodes.iter().all(|n| n.child.is_none()) {
+                    bail!("every node of the local ledger has exited");
+                }
+            }
         }
     }
-    for c in &children {
-        terminate(c);
+    for n in &nodes {
+        if let Some(c) = &n.child {
+            terminate(c);
+        }
     }
-    for c in &mut children {
-        let _ = c.wait().await;
+    for n in &mut nodes {
+        if let Some(c) = &mut n.child {
+            let _ = c.wait().await;
+        }
     }
     Ok(())
 }
 
-/// Waits for the first child to exit; its status and position.
-async fn first_exit(children: &mut [tokio::process::Child]) -> (std::process::ExitStatus, usize) {
+/// Tells which node died and how, and what the survivors can still do.
+fn report_exit(nodes: &[Node], i: usize, status: std::process::ExitStatus) {
+    let survivors: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.child.is_some())
+        .map(|n| n.name.as_str())
+        .collect();
+    let majority = nodes.len() / 2 + 1;
+    eprintln!("{} exited: {}", nodes[i].name, describe_exit(status));
+    if survivors.is_empty() {
+        return;
+    }
+    eprintln!(
+        "still serving: {} (if it led, they elect a new leader within seconds)",
+        survivors.join(", ")
+    );
+    if survivors.len() < majority {
+        eprintln!(
+            "fewer than a majority ({majority} of {}) keep running: the ledger can be read but not appended to until a node is back",
+            nodes.len()
+        );
+    }
+    eprintln!("restart it with: {}", nodes[i].restart);
+}
+
+/// "exit code 70" or "killed by signal 9 (SIGKILL)".
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit code {code}");
+    }
+    match status.signal() {
+        Some(sig) => {
+            let name = match sig {
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGTERM => " (SIGTERM)",
+                libc::SIGINT => " (SIGINT)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGBUS => " (SIGBUS)",
+                _ => "",
+            };
+            format!("killed by signal {sig}{name}")
+        }
+        None => status.to_string(),
+    }
+}
+
+/// Waits for the next running node to exit; marks it gone and returns its position and status.
+async fn next_exit(nodes: &mut [Node]) -> (usize, std::process::ExitStatus) {
     loop {
-        for (i, c) in children.iter_mut().enumerate() {
+        for (i, n) in nodes.iter_mut().enumerate() {
+            let Some(c) = &mut n.child else { continue };
             if let Ok(Some(status)) = c.try_wait() {
-                return (status, i);
+                n.child = None;
+                return (i, status);
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn exits_are_described() {
+        assert_eq!(
+            describe_exit(std::process::ExitStatus::from_raw(70 << 8)),
+            "exit code 70"
+        );
+        assert_eq!(
+            describe_exit(std::process::ExitStatus::from_raw(9)),
+            "killed by signal 9 (SIGKILL)"
+        );
     }
 }

@@ -46,11 +46,66 @@ pub enum LedgerError {
     #[error("not committed within {0:?}: is a majority of the cluster's nodes up? The events were not acknowledged; submitting them again is safe")]
     NotCommitted(std::time::Duration),
     #[error(
-        "the cluster has no leader at the moment (an election is under way); try again shortly"
+        "the cluster has no leader at the moment (an election is under way); wait for the election to end (a few seconds), then submit again: it is safe"
     )]
     NoLeader,
+    /// The leader could not be reached: it may have just died, so an election follows.
+    #[error("this node cannot reach leader {leader} ({why}); wait for it to answer or for a new leader to be elected, then submit again: it is safe")]
+    LeaderUnreachable { leader: u64, why: String },
+    /// The leader answered the forwarded submission with an error; its gRPC code is kept.
+    #[error("leader {leader}: {message}")]
+    Leader {
+        leader: u64,
+        code: tonic::Code,
+        message: String,
+    },
+    /// This node's Raft stopped (a fatal error or shutdown); other nodes may still serve.
+    #[error("replication on this node stopped ({0}); send the submission to another node")]
+    RaftStopped(String),
+    /// Starting replication failed (configuration, storage); never reaches a client.
     #[error("replication: {0}")]
     Replication(String),
+}
+
+impl LedgerError {
+    /// The same error for each of the requests that shared one failed entry.
+    fn for_each_request(&self) -> LedgerError {
+        match self {
+            LedgerError::NotCommitted(d) => LedgerError::NotCommitted(*d),
+            LedgerError::NoLeader => LedgerError::NoLeader,
+            LedgerError::Stopped => LedgerError::Stopped,
+            LedgerError::LeaderUnreachable { leader, why } => LedgerError::LeaderUnreachable {
+                leader: *leader,
+                why: why.clone(),
+            },
+            LedgerError::Leader {
+                leader,
+                code,
+                message,
+            } => LedgerError::Leader {
+                leader: *leader,
+                code: *code,
+                message: message.clone(),
+            },
+            LedgerError::RaftStopped(why) => LedgerError::RaftStopped(why.clone()),
+            other => LedgerError::Replication(other.to_string()),
+        }
+    }
+}
+
+/// An error with its sources, as one line ("transport error: connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// How long a submission waits for its entry to be committed and applied.
@@ -413,6 +468,25 @@ impl Ledger {
     }
 }
 
+/// The error of a forwarded submission, its gRPC code kept: a leader that timed out did not
+/// commit (safe to submit again); one that stopped answering may be dying.
+fn leader_error(leader: u64, s: tonic::Status) -> LedgerError {
+    match s.code() {
+        tonic::Code::DeadlineExceeded => LedgerError::NotCommitted(COMMIT_TIMEOUT),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+            LedgerError::LeaderUnreachable {
+                leader,
+                why: s.message().to_string(),
+            }
+        }
+        code => LedgerError::Leader {
+            leader,
+            code,
+            message: s.message().to_string(),
+        },
+    }
+}
+
 /// Groups waiting submissions into one Raft entry (one consensus round and one flush per group),
 /// commits it through the leader, and hands each request its outcomes.
 struct RaftAppender {
@@ -451,13 +525,8 @@ impl RaftAppender {
                     }
                 }
                 Err(e) => {
-                    let message = e.to_string();
                     for (_, reply) in replies {
-                        let _ = reply.send(Err(match &e {
-                            LedgerError::NotCommitted(d) => LedgerError::NotCommitted(*d),
-                            LedgerError::NoLeader => LedgerError::NoLeader,
-                            _ => LedgerError::Replication(message.clone()),
-                        }));
+                        let _ = reply.send(Err(e.for_each_request()));
                     }
                 }
             }
@@ -487,7 +556,10 @@ impl RaftAppender {
                         .map(|n| n.public_address.clone());
                     self.forward(forward.leader_id, address, &events).await
                 }
-                None => Err(LedgerError::Replication(e.to_string())),
+                None => Err(match e {
+                    openraft::error::RaftError::Fatal(f) => LedgerError::RaftStopped(f.to_string()),
+                    other => LedgerError::Replication(other.to_string()),
+                }),
             },
         }
     }
@@ -509,29 +581,24 @@ impl RaftAppender {
             .or_else(|| crate::raft::public_address(&self.raft, leader))
             .filter(|a| !a.is_empty())
             .or_else(|| self.configured.get(&leader).cloned())
-            .ok_or_else(|| {
-                LedgerError::Replication(format!(
-                    "leader {leader} has no public address in the membership"
-                ))
+            .ok_or_else(|| LedgerError::LeaderUnreachable {
+                leader,
+                why: "it has no public address in the membership".into(),
             })?;
         let forwarded = async {
             let mut client = pb::ledger_client::LedgerClient::connect(address.clone())
                 .await
-                .map_err(|e| {
-                    LedgerError::Replication(format!("forwarding to leader {leader}: {e}"))
+                .map_err(|e| LedgerError::LeaderUnreachable {
+                    leader,
+                    why: format!("{address}: {}", chain(&e)),
                 })?
                 .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
             let events = events.iter().map(|e| e.envelope.to_pb()).collect();
-            let response =
-                client
-                    .submit(pb::SubmitRequest { events })
-                    .await
-                    .map_err(|s| match s.code() {
-                        tonic::Code::DeadlineExceeded => LedgerError::NotCommitted(COMMIT_TIMEOUT),
-                        tonic::Code::Unavailable => LedgerError::NoLeader,
-                        _ => LedgerError::Replication(format!("leader {leader}: {}", s.message())),
-                    })?;
+            let response = client
+                .submit(pb::SubmitRequest { events })
+                .await
+                .map_err(|s| leader_error(leader, s))?;
             Ok::<_, LedgerError>(response.into_inner().outcomes)
         };
         let outcomes = tokio::time::timeout(COMMIT_TIMEOUT * 2, forwarded)

@@ -40,12 +40,22 @@ impl NodeService {
     }
 }
 
-/// Maps every internal error to a gRPC status, once.
+/// Maps every internal error to a gRPC status, once. Unavailable means "nothing was decided,
+/// the same request may succeed shortly or on another node" (clients retry it); Internal is
+/// kept for faults of this node's storage.
 fn status_of(e: LedgerError) -> Status {
     match e {
-        LedgerError::Stopped | LedgerError::NoLeader => Status::unavailable(e.to_string()),
+        LedgerError::Stopped
+        | LedgerError::NoLeader
+        | LedgerError::LeaderUnreachable { .. }
+        | LedgerError::RaftStopped(_) => Status::unavailable(e.to_string()),
         LedgerError::NotCommitted(_) => Status::deadline_exceeded(e.to_string()),
-        other => Status::internal(other.to_string()),
+        LedgerError::Leader { code, .. } => Status::new(code, e.to_string()),
+        LedgerError::Store(_)
+        | LedgerError::GenesisMismatch { .. }
+        | LedgerError::Integrity { .. }
+        | LedgerError::Marker { .. }
+        | LedgerError::Replication(_) => Status::internal(e.to_string()),
     }
 }
 
@@ -76,6 +86,7 @@ fn outcome_pb(o: OutcomeRecord) -> pb::outcome::Result {
                 .map(stamp_text)
                 .unwrap_or_default(),
             duplicate,
+            already_recorded: duplicate,
         }),
     }
 }

@@ -6,13 +6,17 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use ledger_client::SubmitOutcome;
 use ledger_core::envelope::format_secret_key;
 use ledger_core::event::PublicKeyBytes;
+use ledger_core::event::{parse_json_event, EventBody};
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
+use ledger_core::Envelope;
 
 pub mod netns;
 
@@ -276,9 +280,23 @@ fn sigterm(pid: u32) {
     assert!(status.success());
 }
 
-/// Runs the ledger-client binary with `--node url`.
+/// Runs the ledger-client binary with `--node url`, asking that node only (`--retry-for 0`):
+/// a probe of one node must not ride through to another or wait for it.
 pub fn client(url: &str, args: &[&str]) -> Output {
     Command::new(&binaries().client)
+        .arg("--node")
+        .arg(url)
+        .args(["--retry-for", "0"])
+        .args(args)
+        .output()
+        .expect("run ledger-client")
+}
+
+/// Runs the ledger-client binary as a user does: `--node url` first, then the endpoints of
+/// `cwd/ledger-data/client.toml`, with the default retries.
+pub fn client_retrying(cwd: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(&binaries().client)
+        .current_dir(cwd)
         .arg("--node")
         .arg(url)
         .args(args)
@@ -530,6 +548,60 @@ impl TestCluster {
         Some(id - 1)
     }
 
+    /// Writes `ledger-data/client.toml` listing every node, as `dev` does; returns the
+    /// directory to run ledger-client in.
+    pub fn client_config(&self) -> PathBuf {
+        let dir = self.dir.path().join("client");
+        std::fs::create_dir_all(dir.join("ledger-data")).unwrap();
+        let urls: Vec<String> = (0..self.ports.len())
+            .map(|i| format!("\"{}\"", self.url(i)))
+            .collect();
+        std::fs::write(
+            dir.join("ledger-data").join("client.toml"),
+            format!("endpoints = [{}]\n", urls.join(", ")),
+        )
+        .unwrap();
+        dir
+    }
+
+    fn log_size(&self, i: usize) -> Option<u64> {
+        self.status(i).and_then(|s| s["log_size"].as_u64())
+    }
+
+    fn head(&self, i: usize) -> Option<String> {
+        self.status(i)
+            .and_then(|s| s["head_hash"].as_str().map(str::to_string))
+    }
+
+    /// Waits until every node holds the same log (size and head), then checks that every
+    /// acknowledged worker is on every node, read back through the SDK.
+    pub fn all_identical_with(&self, agency: &Path, acknowledged: &[String]) {
+        let n = self.ports.len();
+        wait_for("every node to hold the same log", || {
+            let sizes: Vec<Option<u64>> = (0..n).map(|i| self.log_size(i)).collect();
+            let heads: Vec<Option<String>> = (0..n).map(|i| self.head(i)).collect();
+            sizes.iter().all(|s| s.is_some() && *s == sizes[0])
+                && heads.iter().all(|h| h.is_some() && *h == heads[0])
+        });
+        let key = ledger_client::keys::load(agency).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                for i in 0..n {
+                    let mut client = ledger_client::Client::connect(&self.url(i)).await.unwrap();
+                    for w in acknowledged {
+                        let events = client
+                            .worker_events(w, &key)
+                            .await
+                            .unwrap_or_else(|e| panic!("{w} on node {i}: {e}"));
+                        assert_eq!(events.len(), 1, "acknowledged {w} on node {i}");
+                    }
+                }
+            });
+    }
+
     /// Submits `lines` through node `i`, signed by `key`.
     pub fn submit(&self, i: usize, key: &Path, lines: &[String]) -> Output {
         let file = self
@@ -624,4 +696,74 @@ pub fn free_port_block(offsets: &[u16]) -> u16 {
         }
     }
     panic!("no free block of ports");
+}
+
+/// Continuous load: person registrations submitted one by one to one node from a thread, each
+/// acknowledged one remembered.
+pub struct Load {
+    acknowledged: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(c: &TestCluster, node: usize, prefix: &str) -> Load {
+        let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ack, halt, url) = (acknowledged.clone(), stop.clone(), c.url(node));
+        let key = ledger_client::keys::load(&c.key_path("CN-44")).unwrap();
+        let prefix = prefix.to_string();
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let mut client = ledger_client::Client::connect(&url).await.unwrap();
+                    // Bounded: at most 2,000 requests, or until told to stop.
+                    for i in 0..2000 {
+                        if halt.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let worker = format!("{prefix}-{i}");
+                        let (kind, _) = parse_json_event(&person(&worker, "CN-44")).unwrap();
+                        let body = EventBody {
+                            signed_at: ledger_client::jsonl::now(),
+                            kind,
+                        };
+                        // A failed request (no leader during an election) is simply not
+                        // acknowledged; back off a little, as any client would, instead of
+                        // spinning through the bound.
+                        match client.submit(vec![Envelope::sign(&body, &[&key])]).await {
+                            Ok(out) if matches!(out[0], SubmitOutcome::Accepted { .. }) => {
+                                ack.lock().unwrap().push(worker)
+                            }
+                            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                        }
+                    }
+                })
+        });
+        Load {
+            acknowledged,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.acknowledged.lock().unwrap().len()
+    }
+
+    pub fn wait_for(&self, n: usize, what: &str) {
+        wait_for(what, || self.count() >= n);
+    }
+
+    /// Stops the load; the acknowledged workers.
+    pub fn stop(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.acknowledged.lock().unwrap().clone()
+    }
 }

@@ -329,7 +329,7 @@ fn bad_signatures_malformed_bytes_and_oversize_batches_are_refused() {
     assert!(matches!(
         out[0],
         SubmitOutcome::Accepted {
-            duplicate: false,
+            already_recorded: false,
             ..
         }
     ));

@@ -2,119 +2,14 @@
 //! (followers forward to the leader) and reads its own writes; killing the leader elects another
 //! and loses nothing acknowledged; a restarted node catches up; a minority cannot commit.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
-use ledger_client::SubmitOutcome;
-use ledger_core::event::{parse_json_event, EventBody};
-use ledger_core::Envelope;
 use ledger_tests::*;
 
 fn log_size(c: &TestCluster, i: usize) -> Option<u64> {
     c.status(i).and_then(|s| s["log_size"].as_u64())
 }
 
-fn head(c: &TestCluster, i: usize) -> Option<String> {
-    c.status(i)
-        .and_then(|s| s["head_hash"].as_str().map(str::to_string))
-}
-
-/// Continuous load: person registrations submitted one by one to one node from a thread, each
-/// acknowledged one remembered.
-struct Load {
-    acknowledged: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(c: &TestCluster, node: usize, prefix: &str) -> Load {
-        let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ack, halt, url) = (acknowledged.clone(), stop.clone(), c.url(node));
-        let key = ledger_client::keys::load(&c.key_path("CN-44")).unwrap();
-        let prefix = prefix.to_string();
-        let thread = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    let mut client = ledger_client::Client::connect(&url).await.unwrap();
-                    // Bounded: at most 2,000 requests, or until told to stop.
-                    for i in 0..2000 {
-                        if halt.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let worker = format!("{prefix}-{i}");
-                        let (kind, _) = parse_json_event(&person(&worker, "CN-44")).unwrap();
-                        let body = EventBody {
-                            signed_at: ledger_client::jsonl::now(),
-                            kind,
-                        };
-                        // A failed request (no leader during an election) is simply not
-                        // acknowledged; back off a little, as any client would, instead of
-                        // spinning through the bound.
-                        match client.submit(vec![Envelope::sign(&body, &[&key])]).await {
-                            Ok(out) if matches!(out[0], SubmitOutcome::Accepted { .. }) => {
-                                ack.lock().unwrap().push(worker)
-                            }
-                            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-                        }
-                    }
-                })
-        });
-        Load {
-            acknowledged,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.acknowledged.lock().unwrap().len()
-    }
-
-    fn wait_for(&self, n: usize, what: &str) {
-        wait_for(what, || self.count() >= n);
-    }
-
-    /// Stops the load; the acknowledged workers.
-    fn stop(mut self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        self.acknowledged.lock().unwrap().clone()
-    }
-}
-
-/// Waits until every node holds the same log (size and head), then checks that every
-/// acknowledged worker is on every node.
 fn all_identical_with(c: &TestCluster, agency: &std::path::Path, acknowledged: &[String]) {
-    wait_for("every node to hold the same log", || {
-        let sizes: Vec<Option<u64>> = (0..3).map(|i| log_size(c, i)).collect();
-        let heads: Vec<Option<String>> = (0..3).map(|i| head(c, i)).collect();
-        sizes.iter().all(|s| s.is_some() && *s == sizes[0])
-            && heads.iter().all(|h| h.is_some() && *h == heads[0])
-    });
-    let key = ledger_client::keys::load(agency).unwrap();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            for i in 0..3 {
-                let mut client = ledger_client::Client::connect(&c.url(i)).await.unwrap();
-                for w in acknowledged {
-                    let events = client
-                        .worker_events(w, &key)
-                        .await
-                        .unwrap_or_else(|e| panic!("{w} on node {i}: {e}"));
-                    assert_eq!(events.len(), 1, "acknowledged {w} on node {i}");
-                }
-            }
-        });
+    c.all_identical_with(agency, acknowledged)
 }
 
 #[test]

@@ -209,7 +209,10 @@ impl RaftService {
                 meta: req.meta,
                 snapshot: Box::new(r.file),
             };
-            Ok(match raft.install_full_snapshot(req.vote, snapshot).await {
+            let installed = raft.install_full_snapshot(req.vote, snapshot).await;
+            // openraft skips a snapshot older than what it has: drop what was staged for it.
+            state.forget_staged();
+            Ok(match installed {
                 Ok(resp) => Ok(InstallSnapshotResponse { vote: resp.vote }),
                 Err(fatal) => Err(RaftError::Fatal(fatal)),
             })
@@ -276,7 +279,10 @@ impl raft_server::Raft for RaftService {
             .with_raft_state(|s| *s.vote_ref())
             .await
             .map_err(internal)?;
-        if req.vote < vote {
+        if !matches!(
+            req.vote.partial_cmp(&vote),
+            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+        ) {
             // A stale leader: tell it the newer vote, take nothing.
             let reply: InstallSnapshotReply = Ok(InstallSnapshotResponse { vote });
             return encode(&reply);

@@ -238,6 +238,11 @@ impl LedgerStateMachine {
         Ok(())
     }
 
+    /// Drops a staged snapshot that was not installed (its writes may be large).
+    pub fn forget_staged(&self) {
+        self.staged.lock().expect("staged lock").take();
+    }
+
     /// The staging of `file`: the one the Raft service made if it is of the same content and the
     /// store has not moved since, else a new check now.
     async fn staged_for(&self, mut file: std::fs::File) -> std::result::Result<Staged, String> {
@@ -301,7 +306,7 @@ impl LedgerStateMachine {
         for e in entries.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with("snap-") && name != current {
+            if name.starts_with("snap-") && name.ends_with(".snap") && name != current {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -88,6 +88,8 @@ impl LedgerError {
                 message: message.clone(),
             },
             LedgerError::RaftStopped(why) => LedgerError::RaftStopped(why.clone()),
+            LedgerError::Replication(why) => LedgerError::Replication(why.clone()),
+            // Not produced by a commit; kept whole in the text, without a second prefix.
             other => LedgerError::Replication(other.to_string()),
         }
     }
@@ -646,5 +648,24 @@ impl RaftAppender {
                 .map_err(|_| LedgerError::NotCommitted(COMMIT_TIMEOUT))?;
         }
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_failure_is_not_prefixed_again() {
+        let e = LedgerError::Replication("raft is not initialised".into());
+        assert_eq!(
+            e.for_each_request().to_string(),
+            "replication: raft is not initialised"
+        );
+        let e = LedgerError::LeaderUnreachable {
+            leader: 1,
+            why: "refused".into(),
+        };
+        assert_eq!(e.for_each_request().to_string(), e.to_string());
     }
 }

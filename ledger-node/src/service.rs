@@ -448,3 +448,36 @@ fn commit_index(
     let quorum = voters.len() / 2 + 1;
     matched.get(quorum - 1).copied().unwrap_or(0)
 }
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn leader_changes_are_unavailable_and_forwarded_codes_are_kept() {
+        let unreachable = status_of(LedgerError::LeaderUnreachable {
+            leader: 1,
+            why: "connection refused".into(),
+        });
+        assert_eq!(unreachable.code(), tonic::Code::Unavailable);
+        assert!(unreachable.message().contains("new leader"));
+        assert_eq!(
+            status_of(LedgerError::NoLeader).code(),
+            tonic::Code::Unavailable
+        );
+        assert_eq!(
+            status_of(LedgerError::RaftStopped("shut down".into())).code(),
+            tonic::Code::Unavailable
+        );
+        let kept = status_of(LedgerError::Leader {
+            leader: 2,
+            code: tonic::Code::ResourceExhausted,
+            message: "too many requests".into(),
+        });
+        assert_eq!(kept.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(kept.message(), "leader 2: too many requests");
+        let internal = status_of(LedgerError::Replication("bad config".into()));
+        assert_eq!(internal.code(), tonic::Code::Internal);
+        assert_eq!(internal.message(), "replication: bad config");
+    }
+}

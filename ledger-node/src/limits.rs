@@ -95,6 +95,29 @@ fn parse_oversized(message: &str) -> Option<(usize, usize)> {
     Some((found.parse().ok()?, limit.parse().ok()?))
 }
 
+/// grpc-message is percent-encoded (tonic encodes spaces among others).
+fn percent_decoded(v: &[u8]) -> String {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        let hex = v
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (v[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A layer of the public server that turns tonic's refusal of an oversized request (refused from
 /// its length prefix, never read) into [`oversized`]'s RESOURCE_EXHAUSTED.
 #[derive(Clone, Copy, Default)]
@@ -118,10 +141,11 @@ impl<S, Req, B> tower_service::Service<Req> for Oversized<S>
 where
     S: tower_service::Service<Req, Response = http::Response<B>>,
     S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
 {
-    type Response = http::Response<B>;
+    type Response = http::Response<RewrittenBody<B>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<http::Response<B>, S::Error>>;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
 
     fn poll_ready(
         &mut self,
@@ -135,12 +159,48 @@ where
         Box::pin(async move {
             let mut response = fut.await?;
             rewrite_oversized(response.headers_mut());
-            Ok(response)
+            Ok(response.map(|inner| RewrittenBody {
+                inner: Box::pin(inner),
+            }))
         })
     }
 }
 
-/// A trailers-only OUT_OF_RANGE response from tonic's decoder becomes RESOURCE_EXHAUSTED.
+/// A response body whose trailers (where a unary call's status travels) get
+/// [`rewrite_oversized`].
+pub struct RewrittenBody<B> {
+    inner: std::pin::Pin<Box<B>>,
+}
+
+impl<B: http_body::Body> http_body::Body for RewrittenBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let polled = self.inner.as_mut().poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(mut frame))) = polled {
+            if let Some(trailers) = frame.trailers_mut() {
+                rewrite_oversized(trailers);
+            }
+            return std::task::Poll::Ready(Some(Ok(frame)));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// tonic's OUT_OF_RANGE refusal of an oversized request (in the headers of a trailers-only
+/// response, or in the trailers) becomes RESOURCE_EXHAUSTED.
 fn rewrite_oversized(headers: &mut http::HeaderMap) {
     let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
     if headers.get("grpc-status").and_then(|v| v.to_str().ok()) != Some(out_of_range.as_str()) {
@@ -148,8 +208,8 @@ fn rewrite_oversized(headers: &mut http::HeaderMap) {
     }
     let Some((found, limit)) = headers
         .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_oversized)
+        .map(|v| percent_decoded(v.as_bytes()))
+        .and_then(|m| parse_oversized(&m))
     else {
         return;
     };
@@ -188,8 +248,9 @@ mod tests {
     fn tonics_oversize_refusal_becomes_resource_exhausted_with_the_limit() {
         let mut h = http::HeaderMap::new();
         h.insert("grpc-status", "11".parse().unwrap());
+        // As tonic sends it: percent-encoded.
         let msg = format!(
-            "Error, decoded message length too large: found 62914560 bytes, the limit is: {MAX_SUBMIT_BYTES} bytes"
+            "Error,%20decoded%20message%20length%20too%20large:%20found%2062914560%20bytes,%20the%20limit%20is:%20{MAX_SUBMIT_BYTES}%20bytes"
         );
         h.insert("grpc-message", msg.parse().unwrap());
         rewrite_oversized(&mut h);

@@ -609,6 +609,14 @@ pub fn project_event(
     crate::projection::project(view, index, kind, target.as_ref().map(|(i, k)| (*i, k)))
 }
 
+macro_rules! refuse_if {
+    ($r:expr) => {
+        if let Err(refusal) = $r {
+            return Ok(Err(refusal));
+        }
+    };
+}
+
 /// Decides one event: `Ok(Err(refusal))` refuses it with nothing written for it.
 fn admit(
     st: &mut Overlay<'_>,
@@ -619,16 +627,11 @@ fn admit(
     if let Err(r) = validate::check_body(&ev.body, stamp) {
         return Ok(Err(r));
     }
-    let mut signers = Vec::with_capacity(ev.envelope.signatures.len());
-    for s in &ev.envelope.signatures {
-        let Some(rec) = st.get_json::<KeyRecord>(&keys::key(&s.public_key))? else {
-            return Ok(Err(Refusal::UnknownKey(s.public_key.to_hex())));
-        };
-        if rec.revoked_at.is_some() {
-            return Ok(Err(Refusal::RevokedKey(s.public_key.to_hex())));
-        }
-        signers.push((s.public_key, rec));
-    }
+    let signers = match signer_records(st, ev)? {
+        Ok(signers) => signers,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    refuse_if!(authorize(&ev.body.kind, &signers));
     let staged = st.writes.len();
     let result = effects(st, &ev.body.kind, &signers, index, stamp)?;
     // A refused event leaves no trace: `effects` decides every refusal before its first write.
@@ -638,6 +641,190 @@ fn admit(
         "a refusal after a write"
     );
     Ok(result)
+}
+
+/// The signers of an event with their key records, as the state knows them.
+pub type Signers = Vec<(PublicKeyBytes, KeyRecord)>;
+
+/// Looks up every signer's key: refuses an unknown or revoked one. Apply calls it for every
+/// event, and a node's edge calls it (through [`precheck`]) before an event reaches consensus.
+pub fn signer_records(
+    view: &dyn StateRead,
+    ev: &VerifiedEvent,
+) -> Result<Result<Signers, Refusal>, StoreFault> {
+    let mut signers = Vec::with_capacity(ev.envelope.signatures.len());
+    for s in &ev.envelope.signatures {
+        let Some(rec) = get_json::<KeyRecord>(view, &keys::key(&s.public_key))? else {
+            return Ok(Err(Refusal::UnknownKey(s.public_key.to_hex())));
+        };
+        if rec.revoked_at.is_some() {
+            return Ok(Err(Refusal::RevokedKey(s.public_key.to_hex())));
+        }
+        signers.push((s.public_key, rec));
+    }
+    Ok(Ok(signers))
+}
+
+/// What apply refuses from the signers' keys alone, before any other state is read: unknown or
+/// revoked keys ([`signer_records`]), then the role and jurisdiction the kind requires
+/// ([`authorize`]). The edge of a node calls it to refuse such events before consensus; apply
+/// decides them again with the same functions, since the state may change in between.
+pub fn precheck(
+    view: &dyn StateRead,
+    ev: &VerifiedEvent,
+) -> Result<Result<(), Refusal>, StoreFault> {
+    Ok(signer_records(view, ev)?.and_then(|signers| authorize(&ev.body.kind, &signers)))
+}
+
+/// The role and jurisdiction checks that depend only on the event and its signers' key records.
+/// Kinds whose check needs another record (the revoked key, the ended contract, the completed
+/// transfer, the corrected event) are checked in `effects` once that record is read.
+pub fn authorize(kind: &EventKind, signers: &[(PublicKeyBytes, KeyRecord)]) -> Result<(), Refusal> {
+    match kind {
+        EventKind::KeyRegistered(e) => need_agency(signers, &e.jurisdiction, "key_registered"),
+        EventKind::PersonRegistered(e) => {
+            need_agency(signers, &e.jurisdiction, "person_registered")
+        }
+        // Any agency may record a hukou move (like person_registered): the hukou authority
+        // is outside the insurance agencies, which only relay it.
+        EventKind::HukouChanged(_) => need_any_agency(signers, "hukou_changed"),
+        EventKind::ContractRegistered(e) => authorize_contract(e, signers),
+        EventKind::ContributionsDeclared(e) => signers.iter().try_for_each(|(pk, rec)| {
+            check_employer(
+                pk,
+                rec,
+                e.employer.as_str(),
+                &e.jurisdiction,
+                false,
+                "contributions_declared",
+            )
+        }),
+        EventKind::FlexibleContribution(e) => authorize_flexible(e, signers),
+        EventKind::PlatformOrders(e) => signers.iter().try_for_each(|(pk, rec)| {
+            check_employer(
+                pk,
+                rec,
+                e.platform.as_str(),
+                &e.jurisdiction,
+                true,
+                "platform_orders",
+            )
+        }),
+        EventKind::InjuryOccurred(e) => need_agency(signers, &e.jurisdiction, "injury_occurred"),
+        EventKind::CoverageCertificateIssued(e) => need_agency(
+            signers,
+            &e.sending,
+            "coverage_certificate_issued (by the agency of `sending`)",
+        ),
+        EventKind::WorkPermitLinked(e) => {
+            need_agency(signers, &e.jurisdiction, "work_permit_linked")
+        }
+        EventKind::TransferRequested(e) => need_agency(
+            signers,
+            &e.to,
+            "transfer_requested (by the agency of the receiving province `to`)",
+        ),
+        EventKind::ForeignPeriodsReported(e) => need_agency(
+            signers,
+            &e.country,
+            "foreign_periods_reported (by the agency of `country`)",
+        ),
+        EventKind::ParametersPublished(e) => {
+            need_agency(signers, &e.jurisdiction, "parameters_published")
+        }
+        EventKind::KeyRevoked(_)
+        | EventKind::ContractEnded(_)
+        | EventKind::TransferCompleted(_)
+        | EventKind::Correction(_) => Ok(()),
+    }
+}
+
+fn need_any_agency(signers: &[(PublicKeyBytes, KeyRecord)], what: &str) -> Result<(), Refusal> {
+    for (pk, rec) in signers {
+        if rec.role != Role::Agency {
+            return Err(Refusal::WrongRole(format!(
+                "{what} must be signed by an agency key; key {}… is a {:?} key",
+                short(pk),
+                rec.role
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn authorize_contract(
+    e: &ContractRegistered,
+    signers: &[(PublicKeyBytes, KeyRecord)],
+) -> Result<(), Refusal> {
+    let mut employer_signed = false;
+    for (pk, rec) in signers {
+        if rec.role == Role::Worker {
+            if rec.subject != e.worker.as_str() {
+                return Err(Refusal::WrongSubject(format!(
+                    "worker key {}… belongs to {}, not to the contract's worker {}",
+                    short(pk),
+                    rec.subject,
+                    e.worker
+                )));
+            }
+            continue;
+        }
+        check_employer(
+            pk,
+            rec,
+            e.employer.as_str(),
+            &e.jurisdiction,
+            false,
+            "contract_registered",
+        )?;
+        employer_signed = true;
+    }
+    if !employer_signed {
+        return Err(Refusal::WrongRole(
+            "contract_registered needs the employer's or platform's signature".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn authorize_flexible(
+    e: &FlexibleContribution,
+    signers: &[(PublicKeyBytes, KeyRecord)],
+) -> Result<(), Refusal> {
+    for (pk, rec) in signers {
+        match rec.role {
+            Role::Agency => need_agency(
+                &[(*pk, rec.clone())],
+                &e.jurisdiction,
+                "flexible_contribution",
+            )?,
+            Role::Worker => {
+                if rec.subject != e.worker.as_str() {
+                    return Err(Refusal::WrongSubject(format!(
+                        "worker key {}… belongs to {}, not to {}",
+                        short(pk),
+                        rec.subject,
+                        e.worker
+                    )));
+                }
+                if rec.jurisdiction != e.jurisdiction {
+                    return Err(Refusal::WrongJurisdiction(format!(
+                        "the contribution is for {}, but worker key {}… is registered in {}",
+                        e.jurisdiction,
+                        short(pk),
+                        rec.jurisdiction
+                    )));
+                }
+            }
+            other => {
+                return Err(Refusal::WrongRole(format!(
+                    "flexible_contribution must be signed by the worker or an agency; key {}… is a {other:?} key",
+                    short(pk)
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn short(pk: &PublicKeyBytes) -> String {
@@ -764,14 +951,6 @@ fn release_declaration(
     Ok(())
 }
 
-macro_rules! refuse_if {
-    ($r:expr) => {
-        if let Err(refusal) = $r {
-            return Ok(Err(refusal));
-        }
-    };
-}
-
 /// The jurisdiction an event belongs to, for corrections by an agency.
 fn event_jurisdiction(kind: &EventKind) -> Option<Jurisdiction> {
     Some(match kind {
@@ -795,8 +974,9 @@ fn event_jurisdiction(kind: &EventKind) -> Option<Jurisdiction> {
     })
 }
 
-/// Role, jurisdiction and state checks of one kind, then its state writes. Every refusal is
-/// decided before the first write.
+/// The state checks of one kind (and the role checks that need a stored record; the others are
+/// [`authorize`]'s, already passed), then its state writes. Every refusal is decided before the
+/// first write.
 fn effects(
     st: &mut Overlay<'_>,
     kind: &EventKind,
@@ -806,7 +986,6 @@ fn effects(
 ) -> Result<Result<(), Refusal>, StoreFault> {
     match kind {
         EventKind::KeyRegistered(e) => {
-            refuse_if!(need_agency(signers, &e.jurisdiction, "key_registered"));
             if st.get(&keys::key(&e.public_key))?.is_some() {
                 return Ok(Err(Refusal::AlreadyExists(format!(
                     "key {} is already registered",
@@ -842,7 +1021,6 @@ fn effects(
             st.put_json(keys::key(&e.public_key), &rec);
         }
         EventKind::PersonRegistered(e) => {
-            refuse_if!(need_agency(signers, &e.jurisdiction, "person_registered"));
             if st.get(&person_key(e.worker.as_str()))?.is_some() {
                 return Ok(Err(Refusal::AlreadyExists(format!(
                     "person {} is already registered",
@@ -858,48 +1036,9 @@ fn effects(
             );
         }
         EventKind::HukouChanged(e) => {
-            // Any agency may record a hukou move (like person_registered): the hukou authority
-            // is outside the insurance agencies, which only relay it.
-            for (pk, rec) in signers {
-                if rec.role != Role::Agency {
-                    return Ok(Err(Refusal::WrongRole(format!(
-                        "hukou_changed must be signed by an agency key; key {}… is a {:?} key",
-                        short(pk),
-                        rec.role
-                    ))));
-                }
-            }
             refuse_if!(need_person(st, &e.worker)?);
         }
         EventKind::ContractRegistered(e) => {
-            let mut employer_signed = false;
-            for (pk, rec) in signers {
-                if rec.role == Role::Worker {
-                    if rec.subject != e.worker.as_str() {
-                        return Ok(Err(Refusal::WrongSubject(format!(
-                            "worker key {}… belongs to {}, not to the contract's worker {}",
-                            short(pk),
-                            rec.subject,
-                            e.worker
-                        ))));
-                    }
-                    continue;
-                }
-                refuse_if!(check_employer(
-                    pk,
-                    rec,
-                    e.employer.as_str(),
-                    &e.jurisdiction,
-                    false,
-                    "contract_registered"
-                ));
-                employer_signed = true;
-            }
-            if !employer_signed {
-                return Ok(Err(Refusal::WrongRole(
-                    "contract_registered needs the employer's or platform's signature".into(),
-                )));
-            }
             refuse_if!(need_person(st, &e.worker)?);
             if st.get(&contract_key(e.contract.as_str()))?.is_some() {
                 return Ok(Err(Refusal::AlreadyExists(format!(
@@ -961,16 +1100,6 @@ fn effects(
             st.put_json(contract_key(e.contract.as_str()), &c);
         }
         EventKind::ContributionsDeclared(e) => {
-            for (pk, rec) in signers {
-                refuse_if!(check_employer(
-                    pk,
-                    rec,
-                    e.employer.as_str(),
-                    &e.jurisdiction,
-                    false,
-                    "contributions_declared"
-                ));
-            }
             let period = e.period.to_string();
             let mut keys_to_write = Vec::with_capacity(e.lines.len());
             for (i, l) in e.lines.iter().enumerate() {
@@ -1009,30 +1138,6 @@ fn effects(
             }
         }
         EventKind::FlexibleContribution(e) => {
-            for (pk, rec) in signers {
-                match rec.role {
-                    Role::Agency => refuse_if!(need_agency(&[(*pk, rec.clone())], &e.jurisdiction, "flexible_contribution")),
-                    Role::Worker => {
-                        if rec.subject != e.worker.as_str() {
-                            return Ok(Err(Refusal::WrongSubject(format!("worker key {}… belongs to {}, not to {}", short(pk), rec.subject, e.worker))));
-                        }
-                        if rec.jurisdiction != e.jurisdiction {
-                            return Ok(Err(Refusal::WrongJurisdiction(format!(
-                                "the contribution is for {}, but worker key {}… is registered in {}",
-                                e.jurisdiction,
-                                short(pk),
-                                rec.jurisdiction
-                            ))));
-                        }
-                    }
-                    other => {
-                        return Ok(Err(Refusal::WrongRole(format!(
-                            "flexible_contribution must be signed by the worker or an agency; key {}… is a {other:?} key",
-                            short(pk)
-                        ))))
-                    }
-                }
-            }
             refuse_if!(need_person(st, &e.worker)?);
             let k = keys::joined(
                 keys::FLEXIBLE,
@@ -1055,16 +1160,6 @@ fn effects(
             st.put(k, index.to_be_bytes().to_vec());
         }
         EventKind::PlatformOrders(e) => {
-            for (pk, rec) in signers {
-                refuse_if!(check_employer(
-                    pk,
-                    rec,
-                    e.platform.as_str(),
-                    &e.jurisdiction,
-                    true,
-                    "platform_orders"
-                ));
-            }
             for (i, l) in e.lines.iter().enumerate() {
                 if st.get(&person_key(l.worker.as_str()))?.is_none() {
                     return Ok(Err(Refusal::UnregisteredWorker(format!(
@@ -1075,27 +1170,15 @@ fn effects(
             }
         }
         EventKind::InjuryOccurred(e) => {
-            refuse_if!(need_agency(signers, &e.jurisdiction, "injury_occurred"));
             refuse_if!(need_person(st, &e.worker)?);
         }
         EventKind::CoverageCertificateIssued(e) => {
-            refuse_if!(need_agency(
-                signers,
-                &e.sending,
-                "coverage_certificate_issued (by the agency of `sending`)"
-            ));
             refuse_if!(need_person(st, &e.worker)?);
         }
         EventKind::WorkPermitLinked(e) => {
-            refuse_if!(need_agency(signers, &e.jurisdiction, "work_permit_linked"));
             refuse_if!(need_person(st, &e.worker)?);
         }
         EventKind::TransferRequested(e) => {
-            refuse_if!(need_agency(
-                signers,
-                &e.to,
-                "transfer_requested (by the agency of the receiving province `to`)"
-            ));
             refuse_if!(need_person(st, &e.worker)?);
             if st.get(&transfer_key(e.transfer.as_str()))?.is_some() {
                 return Ok(Err(Refusal::AlreadyExists(format!(
@@ -1138,20 +1221,9 @@ fn effects(
             st.put_json(transfer_key(e.transfer.as_str()), &t);
         }
         EventKind::ForeignPeriodsReported(e) => {
-            refuse_if!(need_agency(
-                signers,
-                &e.country,
-                "foreign_periods_reported (by the agency of `country`)"
-            ));
             refuse_if!(need_person(st, &e.worker)?);
         }
-        EventKind::ParametersPublished(e) => {
-            refuse_if!(need_agency(
-                signers,
-                &e.jurisdiction,
-                "parameters_published"
-            ));
-        }
+        EventKind::ParametersPublished(_) => {}
         EventKind::Correction(c) => return correction(st, c, signers, index),
     }
     Ok(Ok(()))

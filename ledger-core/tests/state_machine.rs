@@ -111,6 +111,8 @@ impl World {
 
     /// Applies one event that must be appended as new; returns its receipt.
     fn appended(&mut self, ev: VerifiedEvent) -> Receipt {
+        // The edge's check never refuses what apply appends.
+        assert_eq!(state::precheck(&self.store, &ev).unwrap(), Ok(()));
         let before = self.store.head();
         let applied = self.apply(std::slice::from_ref(&ev));
         match &applied.outcomes[..] {
@@ -144,6 +146,10 @@ impl World {
         self.store.commit(&applied.writes);
         assert_eq!(self.store, before);
         assert!(!self.store.0.contains_key(&keys::event_id(&ev.id)));
+        // What the edge refuses before consensus, it refuses exactly as apply does.
+        if let Err(at_edge) = state::precheck(&self.store, &ev).unwrap() {
+            assert_eq!(at_edge, refusal, "the edge and apply disagree");
+        }
         refusal
     }
 }
@@ -258,6 +264,36 @@ fn refused_events_in_an_entry_do_not_disturb_their_neighbours() {
     }
     assert_eq!(applied.head.size, 8);
     assert!(!w.store.0.contains_key(&keys::event_id(&bad_id)));
+}
+
+#[test]
+fn the_edge_refuses_unknown_keys_and_wrong_roles_as_apply_does() {
+    // `precheck` (what a node runs before consensus) refuses from the keys alone, with apply's
+    // codes; state it does not read (persons, duplicates) is left to apply.
+    let w = World::new();
+    let stranger = key(99);
+    let unknown = w.ev(
+        w.decl("E1", "CN-44", "2024-01", &[("W-1", Scheme::Pension)]),
+        &[&stranger],
+    );
+    let r = state::precheck(&w.store, &unknown).unwrap().unwrap_err();
+    assert_eq!(r.code(), "unknown_key");
+    let wrong_role = w.ev(person_registered("W-9", "CN-44"), &[&key(EMPLOYER_44)]);
+    let r = state::precheck(&w.store, &wrong_role).unwrap().unwrap_err();
+    assert_eq!(r.code(), "wrong_role");
+    let wrong_place = w.ev(person_registered("W-9", "CN-33"), &[&key(AGENCY_44)]);
+    let r = state::precheck(&w.store, &wrong_place)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(r.code(), "wrong_jurisdiction");
+    let unregistered_worker = w.ev(
+        w.decl("E1", "CN-44", "2024-01", &[("W-404", Scheme::Pension)]),
+        &[&key(EMPLOYER_44)],
+    );
+    assert_eq!(
+        state::precheck(&w.store, &unregistered_worker).unwrap(),
+        Ok(())
+    );
 }
 
 #[test]

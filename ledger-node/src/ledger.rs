@@ -22,6 +22,7 @@ pub const MAX_ENTRY_EVENTS: usize = 4096;
 /// Most encoded bytes in one entry.
 pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
 /// Requests waiting for the appender. Beyond it submitters wait (back-pressure), not the heap.
+/// Their bytes are bounded too, by `limits::APPEND_QUEUE_BYTES`.
 pub const APPEND_QUEUE_DEPTH: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -118,10 +119,26 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<OutcomeRecord>, LedgerError>>,
 }
 
+impl Job {
+    fn envelope_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.events.iter().map(|e| e.envelope.encoded_len())
+    }
+}
+
+/// The appender's byte budget ([`crate::limits::APPEND_QUEUE_BYTES`]), in bytes of envelopes.
+fn queue_budget() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(
+        crate::limits::APPEND_QUEUE_BYTES,
+    ))
+}
+
 pub struct Ledger {
     store: Arc<SledStore>,
     genesis: Genesis,
     tx: mpsc::Sender<Job>,
+    /// Bytes of envelopes queued for or inside the appender; a request holds its share until
+    /// answered.
+    queued_bytes: Arc<tokio::sync::Semaphore>,
     raft: Option<openraft::Raft<crate::raft::TypeConfig>>,
     /// The Raft service checks received snapshots against this state machine before the install.
     raft_state: Option<crate::raft::LedgerStateMachine>,
@@ -207,6 +224,7 @@ impl Ledger {
             store,
             genesis,
             tx,
+            queued_bytes: queue_budget(),
             raft: None,
             raft_state: None,
         })
@@ -246,10 +264,16 @@ impl Ledger {
             return Ok(Vec::new());
         }
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { events, reply })
+        let job = Job { events, reply };
+        // Wait for room in the byte budget; a request is never larger than the whole budget.
+        let bytes: usize = job.envelope_sizes().sum();
+        let share = u32::try_from(bytes.min(crate::limits::APPEND_QUEUE_BYTES)).unwrap_or(u32::MAX);
+        let _room = self
+            .queued_bytes
+            .acquire_many(share)
             .await
             .map_err(|_| LedgerError::Stopped)?;
+        self.tx.send(job).await.map_err(|_| LedgerError::Stopped)?;
         rx.await.map_err(|_| LedgerError::Stopped)?
     }
 
@@ -464,6 +488,7 @@ impl Ledger {
             store,
             genesis,
             tx,
+            queued_bytes: queue_budget(),
             raft: Some(raft),
             raft_state,
         })
@@ -489,6 +514,28 @@ fn leader_error(leader: u64, s: tonic::Status) -> LedgerError {
     }
 }
 
+/// Takes the waiting jobs that fit one entry with `first`: at most [`MAX_ENTRY_EVENTS`] events
+/// and [`crate::limits::MAX_RAFT_ENTRY_BYTES`] of encoded entry. The first job that does not fit
+/// is returned to open the next entry (a single job always fits: the edge bounds requests).
+fn group(first: Job, rx: &mut mpsc::Receiver<Job>) -> (Vec<Job>, Option<Job>) {
+    use crate::limits::MAX_RAFT_ENTRY_BYTES;
+    let mut count = first.events.len();
+    let mut bytes = crate::raft::LedgerRequest::encoded_len_of(first.envelope_sizes());
+    let mut jobs = vec![first];
+    while count < MAX_ENTRY_EVENTS && bytes < MAX_RAFT_ENTRY_BYTES {
+        let Ok(job) = rx.try_recv() else { break };
+        let more = crate::raft::LedgerRequest::encoded_len_of(job.envelope_sizes())
+            - crate::limits::RAFT_ENTRY_OVERHEAD_BYTES;
+        if count + job.events.len() > MAX_ENTRY_EVENTS || bytes + more > MAX_RAFT_ENTRY_BYTES {
+            return (jobs, Some(job));
+        }
+        count += job.events.len();
+        bytes += more;
+        jobs.push(job);
+    }
+    (jobs, None)
+}
+
 /// Groups waiting submissions into one Raft entry (one consensus round and one flush per group),
 /// commits it through the leader, and hands each request its outcomes.
 struct RaftAppender {
@@ -501,18 +548,19 @@ struct RaftAppender {
 
 impl RaftAppender {
     async fn run(self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(first) = rx.recv().await {
-            let mut count = first.events.len();
-            let mut jobs = vec![first];
-            while count < MAX_ENTRY_EVENTS {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        count += job.events.len();
-                        jobs.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
+        // A job that did not fit the previous entry opens the next one.
+        let mut carried: Option<Job> = None;
+        loop {
+            let first = match carried.take() {
+                Some(job) => job,
+                None => match rx.recv().await {
+                    Some(job) => job,
+                    None => return,
+                },
+            };
+            let (jobs, next) = group(first, &mut rx);
+            carried = next;
+            let count = jobs.iter().map(|j| j.events.len()).sum();
             let mut events = Vec::with_capacity(count);
             let mut replies = Vec::with_capacity(jobs.len());
             for job in jobs {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dev;
 pub mod head_marker;
 pub mod ledger;
+pub mod limits;
 pub mod notary;
 pub mod projection;
 pub mod raft;

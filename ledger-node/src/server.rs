@@ -62,7 +62,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .build_v1()
         .context("building the reflection service")?;
     let service = LedgerServer::new(NodeService::new(ledger.clone(), config.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let notary = Arc::new(crate::notary::Notary::open(
         &config.data_dir,
@@ -84,7 +84,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(address = %config.listen, "serving");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        crate::limits::public_server()
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use ledger_core::envelope::{read_message, Envelope, VerifiedEvent};
-use ledger_core::event::{Hash32, PublicKeyBytes, Role};
+use ledger_core::event::{EventKind, Hash32, PublicKeyBytes, Role};
 use ledger_core::limits::MAX_SIGNED_AHEAD_SECONDS;
 use ledger_core::merkle;
 use ledger_core::refusal::Refusal;
-use ledger_core::state::{keys, KeyRecord, StateRead, StoredRecord};
+use ledger_core::state::{self, keys, KeyRecord, StateRead, StoredRecord};
 use ledger_core::time::Instant;
 use ledger_proto::node::{self as pb, ledger_server};
 use tonic::{Request, Response, Status};
@@ -19,9 +19,9 @@ use crate::ledger::{now, Ledger, LedgerError};
 use crate::raft::OutcomeRecord;
 use crate::store::{Store, StoreError};
 
-/// Most events in one Submit request; the client splits larger files.
-pub const MAX_SUBMIT_EVENTS: usize = 1000;
-/// Largest gRPC message either way (a full request of large payrolls).
+pub use crate::limits::MAX_SUBMIT_EVENTS;
+/// Largest gRPC response (a page of large payrolls). Requests are bounded by
+/// `limits::MAX_SUBMIT_BYTES`.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// How far a read token's issued_at may be from the node's clock.
 pub const READ_TOKEN_WINDOW_SECONDS: i64 = 5 * 60;
@@ -113,7 +113,51 @@ fn open_submitted(env: ledger_core::pb::Envelope, now: Instant) -> Result<Verifi
     Ok(v)
 }
 
+/// Refuses at the edge, before consensus, what apply would refuse from the signers' keys alone
+/// (unknown or revoked key, wrong role or jurisdiction for the kind), with apply's own function
+/// ([`state::precheck`]) and codes. Apply decides again: the state may change in between. Left to
+/// apply: an event already in the ledger (its receipt is returned), and one signed by a key that
+/// the same request registers.
+fn precheck_all(
+    view: &dyn StateRead,
+    opened: &mut [Result<VerifiedEvent, Refusal>],
+) -> Result<(), ledger_core::state::StoreFault> {
+    let registered_here: Vec<PublicKeyBytes> = opened
+        .iter()
+        .flatten()
+        .filter_map(|v| match &v.body.kind {
+            EventKind::KeyRegistered(k) => Some(k.public_key),
+            _ => None,
+        })
+        .collect();
+    for slot in opened.iter_mut() {
+        let Ok(v) = slot else { continue };
+        let new_key = v
+            .envelope
+            .signatures
+            .iter()
+            .any(|s| registered_here.contains(&s.public_key));
+        if new_key || view.get(&keys::event_id(&v.id))?.is_some() {
+            continue;
+        }
+        if let Err(refusal) = state::precheck(view, v)? {
+            *slot = Err(refusal);
+        }
+    }
+    Ok(())
+}
+
 impl NodeService {
+    /// Whether this node's state may refuse at the edge: always alone; under Raft only on the
+    /// leader, whose applied state holds every acknowledged event (a follower may lag, and
+    /// forwards to the leader, which checks).
+    fn checks_at_edge(&self) -> bool {
+        match (self.ledger.raft(), &self.config.raft) {
+            (Some(raft), Some(cfg)) => raft.metrics().borrow().current_leader == Some(cfg.id),
+            _ => true,
+        }
+    }
+
     fn reader(
         &self,
         token: Option<pb::ReadToken>,
@@ -217,12 +261,18 @@ impl ledger_server::Ledger for NodeService {
             )));
         }
         let now = now();
+        let (ledger, at_edge) = (self.ledger.clone(), self.checks_at_edge());
         // Signature checks are CPU work: keep them off the async executor.
         let opened: Vec<Result<VerifiedEvent, Refusal>> = tokio::task::spawn_blocking(move || {
-            events.into_iter().map(|e| open_submitted(e, now)).collect()
+            let mut opened: Vec<_> = events.into_iter().map(|e| open_submitted(e, now)).collect();
+            if at_edge {
+                precheck_all(ledger.store(), &mut opened).map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(opened)
         })
         .await
-        .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
+        .map_err(|e| Status::internal(format!("verification task failed: {e}")))?
+        .map_err(Status::internal)?;
         // Move (not copy) the verified events to the appender; remember where the refusals were.
         let mut to_append = Vec::with_capacity(opened.len());
         let slots: Vec<Option<Refusal>> = opened

@@ -55,7 +55,8 @@ impl RaftLogStore {
     }
 
     fn decode(bytes: &[u8]) -> Result<Entry<TypeConfig>> {
-        serde_json::from_slice(bytes).map_err(|e| StorageIOError::read_logs(&e).into())
+        super::decode(bytes)
+            .map_err(|e| StorageIOError::read_logs(&std::io::Error::other(e)).into())
     }
 }
 
@@ -130,7 +131,8 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
     {
         let mut batch = sled::Batch::default();
         for e in entries {
-            let bytes = serde_json::to_vec(&e).map_err(|err| StorageIOError::write_logs(&err))?;
+            let bytes = super::encode(&e)
+                .map_err(|err| StorageIOError::write_logs(&std::io::Error::other(err)))?;
             batch.insert(&index_key(e.log_id.index), bytes);
         }
         self.log

@@ -1,6 +1,8 @@
 //! The Raft RPCs over gRPC (`ledger.v1.raft.Raft`): the client side openraft calls to reach a
-//! peer, and the server side that hands a peer's RPC to the local Raft. Payloads are serde JSON
-//! of openraft's messages. Each call carries openraft's deadline for it.
+//! peer, and the server side that hands a peer's RPC to the local Raft. Payloads are openraft's
+//! messages in the binary encoding of [`super::encode`]; a request in the earlier JSON form (from
+//! a node not yet upgraded) is still understood and answered in JSON. Each call carries
+//! openraft's deadline for it.
 
 use super::LedgerNode;
 use ledger_proto::raft::raft_client::RaftClient;
@@ -23,8 +25,9 @@ use tonic::transport::Channel;
 use super::snapshot::MAX_SNAPSHOT_BYTES;
 use super::{LedgerStateMachine, NodeId, TypeConfig};
 
-/// Largest Raft message either way: a full batch of entries, or a snapshot chunk (3 MiB default).
-pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest Raft message either way (sized in `limits` from the entry bound and the entries per
+/// payload, so the leader never sends more than a follower accepts).
+pub const MAX_RAFT_MESSAGE_BYTES: usize = crate::limits::MAX_RAFT_MESSAGE_BYTES;
 
 /// Creates one connection per peer; connections are made lazily and re-made by tonic.
 #[derive(Clone, Default)]
@@ -71,7 +74,8 @@ impl PeerConnection {
         let client = self.client.as_mut().map_err(|e| {
             RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e.clone())))
         })?;
-        let json = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let json = super::encode(req)
+            .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e))))?;
         let mut request = tonic::Request::new(RaftPayload { json });
         request.set_timeout(option.hard_ttl());
         let reply = match method {
@@ -83,9 +87,8 @@ impl PeerConnection {
             tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
             _ => RPCError::Network(NetworkError::new(&status)),
         })?;
-        let result: Result<Resp, RaftError<NodeId, E>> =
-            serde_json::from_slice(&reply.into_inner().json)
-                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, RaftError<NodeId, E>> = super::decode(&reply.into_inner().json)
+            .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e))))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -240,13 +243,21 @@ fn internal(e: impl std::fmt::Display) -> tonic::Status {
     tonic::Status::internal(format!("receiving a snapshot: {e}"))
 }
 
-fn decode<T: DeserializeOwned>(p: RaftPayload) -> Result<T, tonic::Status> {
-    serde_json::from_slice(&p.json)
+/// A peer's request, and whether it came in the earlier JSON form (answered in kind).
+fn decode<T: DeserializeOwned>(p: RaftPayload) -> Result<(T, bool), tonic::Status> {
+    let json = p.json.first() == Some(&b'{');
+    super::decode(&p.json)
+        .map(|v| (v, json))
         .map_err(|e| tonic::Status::invalid_argument(format!("malformed Raft message: {e}")))
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-    let json = serde_json::to_vec(v).map_err(|e| tonic::Status::internal(e.to_string()))?;
+fn encode<T: Serialize>(v: &T, json: bool) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+    let bytes = if json {
+        serde_json::to_vec(v).map_err(|e| e.to_string())
+    } else {
+        super::encode(v)
+    };
+    let json = bytes.map_err(tonic::Status::internal)?;
     Ok(tonic::Response::new(RaftPayload { json }))
 }
 
@@ -256,23 +267,23 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        let req: AppendEntriesRequest<TypeConfig> = decode(request.into_inner())?;
-        encode(&self.raft.append_entries(req).await)
+        let (req, json): (AppendEntriesRequest<TypeConfig>, _) = decode(request.into_inner())?;
+        encode(&self.raft.append_entries(req).await, json)
     }
 
     async fn vote(
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        let req: VoteRequest<NodeId> = decode(request.into_inner())?;
-        encode(&self.raft.vote(req).await)
+        let (req, json): (VoteRequest<NodeId>, _) = decode(request.into_inner())?;
+        encode(&self.raft.vote(req).await, json)
     }
 
     async fn install_snapshot(
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        let req: InstallSnapshotRequest<TypeConfig> = decode(request.into_inner())?;
+        let (req, json): (InstallSnapshotRequest<TypeConfig>, _) = decode(request.into_inner())?;
         check_chunk_bounds(req.offset, req.data.len())?;
         let vote = self
             .raft
@@ -285,9 +296,9 @@ impl raft_server::Raft for RaftService {
         ) {
             // A stale leader: tell it the newer vote, take nothing.
             let reply: InstallSnapshotReply = Ok(InstallSnapshotResponse { vote });
-            return encode(&reply);
+            return encode(&reply, json);
         }
-        encode(&self.receive_chunk(req, vote).await?)
+        encode(&self.receive_chunk(req, vote).await?, json)
     }
 }
 
@@ -369,6 +380,63 @@ mod tests {
         )
         .to_pb()
         .encode_to_vec()
+    }
+
+    #[test]
+    fn a_full_append_entries_fits_what_a_follower_accepts() {
+        use crate::limits::{MAX_PAYLOAD_ENTRIES, MAX_RAFT_ENTRY_BYTES};
+        // The largest entries the appender builds, as many as openraft puts in one payload.
+        let envelope = MAX_RAFT_ENTRY_BYTES - LedgerRequest::encoded_len_of([0]);
+        let entries: Vec<openraft::Entry<TypeConfig>> = (1..=MAX_PAYLOAD_ENTRIES)
+            .map(|i| openraft::Entry {
+                log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(u64::MAX, 7), i),
+                payload: openraft::EntryPayload::Normal(LedgerRequest {
+                    stamp_seconds: i64::MIN,
+                    stamp_nanos: u32::MAX,
+                    envelopes: vec![vec![0xab; envelope]],
+                }),
+            })
+            .collect();
+        for e in &entries {
+            assert!(crate::raft::encode(e).unwrap().len() <= MAX_RAFT_ENTRY_BYTES);
+        }
+        let rpc = AppendEntriesRequest::<TypeConfig> {
+            vote: openraft::Vote::new_committed(u64::MAX, 7),
+            prev_log_id: Some(openraft::LogId::new(
+                openraft::CommittedLeaderId::new(u64::MAX, 7),
+                0,
+            )),
+            leader_commit: Some(openraft::LogId::new(
+                openraft::CommittedLeaderId::new(u64::MAX, 7),
+                u64::MAX,
+            )),
+            entries,
+        };
+        let bytes = crate::raft::encode(&rpc).unwrap();
+        assert!(bytes.len() <= MAX_RAFT_MESSAGE_BYTES, "{}", bytes.len());
+        let back: AppendEntriesRequest<TypeConfig> = crate::raft::decode(&bytes).unwrap();
+        assert_eq!(back.entries.len() as u64, MAX_PAYLOAD_ENTRIES);
+    }
+
+    #[test]
+    fn a_peer_still_sending_json_is_understood_and_answered_in_json() {
+        let vote = VoteRequest::<NodeId>::new(openraft::Vote::new(3, 2), None);
+        let payload = RaftPayload {
+            json: serde_json::to_vec(&vote).unwrap(),
+        };
+        let (back, json): (VoteRequest<NodeId>, bool) = decode(payload).unwrap();
+        assert!(json);
+        assert_eq!(back, vote);
+        let reply = encode(&vote, json).unwrap().into_inner().json;
+        assert_eq!(reply.first(), Some(&b'{'));
+        let binary = RaftPayload {
+            json: crate::raft::encode(&vote).unwrap(),
+        };
+        let (_, json): (VoteRequest<NodeId>, bool) = decode(binary).unwrap();
+        assert!(!json);
+        let bad = RaftPayload { json: vec![9, 9] };
+        let refused = decode::<VoteRequest<NodeId>>(bad).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

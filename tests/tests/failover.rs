@@ -44,6 +44,8 @@ fn the_cli_rides_through_a_leader_killed_under_load() {
         "submit must ride through the failover: {}",
         stderr(&out)
     );
+    // What the CLI waited for, for whoever reads the test output.
+    eprintln!("submit through node {}:\n{}", follower + 1, stderr(&out));
     let receipts = receipts(&out);
     assert_eq!(receipts.len(), 30);
     assert!(

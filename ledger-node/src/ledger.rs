@@ -66,6 +66,8 @@ pub struct Ledger {
     genesis: Genesis,
     tx: mpsc::Sender<Job>,
     raft: Option<openraft::Raft<crate::raft::TypeConfig>>,
+    /// How this node reaches its peers (TLS pinned to their node keys, or plaintext).
+    net: crate::tls::Net,
 }
 
 /// The node's clock as a ledger instant (UTC). Only the appender and edge checks read it.
@@ -149,6 +151,7 @@ impl Ledger {
             genesis,
             tx,
             raft: None,
+            net: crate::tls::Net::default(),
         })
     }
 
@@ -166,6 +169,10 @@ impl Ledger {
     /// The Raft handle, when the node replicates.
     pub fn raft(&self) -> Option<&openraft::Raft<crate::raft::TypeConfig>> {
         self.raft.as_ref()
+    }
+
+    pub fn net(&self) -> &crate::tls::Net {
+        &self.net
     }
 
     /// Appends verified events in order; one outcome each, after they are durable.
@@ -367,6 +374,7 @@ impl Ledger {
         dir: &Path,
         genesis: Genesis,
         cfg: &crate::config::RaftConfig,
+        net: crate::tls::Net,
     ) -> Result<Ledger, LedgerError> {
         use crate::raft::{network::GrpcNetwork, LedgerStateMachine, RaftLogStore};
         let (store, _marker, _, _) = open_store(dir, &genesis)?;
@@ -375,7 +383,13 @@ impl Ledger {
         let sm = LedgerStateMachine::open(store.clone()).map_err(io)?;
         let config = crate::raft::config(&genesis.ledger, cfg.snapshot_every)
             .map_err(|e| LedgerError::Replication(e.to_string()))?;
-        let raft = openraft::Raft::new(cfg.id, Arc::new(config), GrpcNetwork, log, sm)
+        let raft = openraft::Raft::new(
+            cfg.id,
+            Arc::new(config),
+            GrpcNetwork { net: net.clone() },
+            log,
+            sm,
+        )
             .await
             .map_err(|e| LedgerError::Replication(e.to_string()))?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
@@ -387,6 +401,7 @@ impl Ledger {
                 .iter()
                 .map(|m| (m.id, m.public_address.clone()))
                 .collect(),
+            net: net.clone(),
         };
         tokio::spawn(appender.run(rx));
         Ok(Ledger {
@@ -394,6 +409,7 @@ impl Ledger {
             genesis,
             tx,
             raft: Some(raft),
+            net,
         })
     }
 }
@@ -406,6 +422,7 @@ struct RaftAppender {
     /// Public addresses from `[raft] members`: only for a membership written by the first
     /// release, which recorded Raft addresses alone.
     configured: std::collections::BTreeMap<u64, String>,
+    net: crate::tls::Net,
 }
 
 impl RaftAppender {
@@ -499,12 +516,18 @@ impl RaftAppender {
                     "leader {leader} has no public address in the membership"
                 ))
             })?;
+        // Over TLS the leader must prove the node key the membership records for it.
+        let transport = self
+            .net
+            .to_current(&self.raft, leader)
+            .map_err(LedgerError::Replication)?;
         let forwarded = async {
-            let mut client = pb::ledger_client::LedgerClient::connect(address.clone())
+            let channel = ledger_client::transport::channel(&address, &transport)
                 .await
                 .map_err(|e| {
                     LedgerError::Replication(format!("forwarding to leader {leader}: {e}"))
-                })?
+                })?;
+            let mut client = pb::ledger_client::LedgerClient::new(channel)
                 .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
             let events = events.iter().map(|e| e.envelope.to_pb()).collect();

@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
@@ -68,8 +68,42 @@ pub fn binaries() -> &'static Binaries {
             "binaries not found next to {}",
             exe.display()
         );
+        // Before any node starts: every client of this test process (the binary and the SDK)
+        // trusts the node keys the harness makes.
+        std::env::set_var("LEDGER_CLIENT_CONFIG", trust_config());
         b
     })
+}
+
+/// The client config of this test process: `[tls] node_keys` lists every node key the harness
+/// made (see [`new_node_key`]).
+pub fn trust_config() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir").into_path();
+        let path = dir.join("client.toml");
+        std::fs::write(&path, "[tls]\nnode_keys = []\n").expect("write client.toml");
+        path
+    })
+}
+
+/// Makes a node key in `data_dir/node.key` (where the node would make its own on first start),
+/// adds it to [`trust_config`], and returns its hex public key.
+pub fn new_node_key(data_dir: &Path) -> String {
+    static KEYS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    std::fs::create_dir_all(data_dir).expect("create data dir");
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    write_key(&data_dir.join("node.key"), &key);
+    let public = hex::encode(key.verifying_key().to_bytes());
+    let mut keys = KEYS.lock().expect("keys lock");
+    keys.push(public.clone());
+    let list: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    let text = format!("[tls]\nnode_keys = [{}]\n", list.join(", "));
+    // Written whole and renamed, so a client never reads half a file.
+    let tmp = trust_config().with_extension(format!("tmp{}", rand::random::<u32>()));
+    std::fs::write(&tmp, text).expect("write client.toml");
+    std::fs::rename(&tmp, trust_config()).expect("replace client.toml");
+    public
 }
 
 pub fn free_port() -> u16 {
@@ -100,6 +134,8 @@ pub fn write_key(path: &Path, key: &SigningKey) {
 pub struct TestLedger {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The node's key (hex): what clients pin.
+    pub node_key: String,
     pub child: Option<Child>,
     pub log: PathBuf,
 }
@@ -117,9 +153,12 @@ impl TestLedger {
         )
         .unwrap();
         let log = dir.path().join("node.log");
+        binaries();
+        let node_key = new_node_key(&dir.path().join("data"));
         let mut ledger = TestLedger {
             dir,
             port,
+            node_key,
             child: None,
             log,
         };
@@ -131,7 +170,7 @@ impl TestLedger {
         self.dir.path()
     }
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.port)
     }
     pub fn key_path(&self, jurisdiction: &str) -> PathBuf {
         self.path().join("keys").join(format!("{jurisdiction}.key"))
@@ -358,6 +397,9 @@ pub fn make_genesis(dir: &Path, ledger: &str) {
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub ports: Vec<u16>,
+    pub raft_ports: Vec<u16>,
+    /// Each node's key (hex), as its `[[raft.members]] node_key` says.
+    pub node_keys: Vec<String>,
     pub children: Vec<Option<Child>>,
 }
 
@@ -372,13 +414,18 @@ impl TestCluster {
         make_genesis(dir.path(), "pcl-cluster-test");
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        binaries();
+        let node_keys: Vec<String> = (0..n)
+            .map(|i| new_node_key(&dir.path().join(format!("node-{}", i + 1))))
+            .collect();
         let mut members = String::new();
         for i in 0..n {
             members.push_str(&format!(
-                "\n[[raft.members]]\nid = {}\nraft_address = \"http://127.0.0.1:{}\"\npublic_address = \"http://127.0.0.1:{}\"\n",
+                "\n[[raft.members]]\nid = {}\nraft_address = \"https://127.0.0.1:{}\"\npublic_address = \"https://127.0.0.1:{}\"\nnode_key = \"{}\"\n",
                 i + 1,
                 raft_ports[i],
-                ports[i]
+                ports[i],
+                node_keys[i]
             ));
         }
         for i in 0..n {
@@ -393,6 +440,8 @@ impl TestCluster {
         let mut cluster = TestCluster {
             dir,
             ports,
+            raft_ports,
+            node_keys,
             children: (0..n).map(|_| None).collect(),
         };
         for i in 0..n {
@@ -408,7 +457,7 @@ impl TestCluster {
     }
 
     pub fn url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.ports[i])
+        format!("https://127.0.0.1:{}", self.ports[i])
     }
     pub fn key_path(&self, jurisdiction: &str) -> PathBuf {
         self.dir

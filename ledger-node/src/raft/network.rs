@@ -22,9 +22,12 @@ use super::{NodeId, TypeConfig};
 /// Largest Raft message either way: a full batch of entries, or a snapshot chunk (3 MiB default).
 pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Creates one connection per peer; connections are made lazily and re-made by tonic.
+/// Creates one connection per peer; connections are made lazily and re-made by tonic. Over
+/// TLS each connection accepts only the target's node key and presents this node's.
 #[derive(Clone, Default)]
-pub struct GrpcNetwork;
+pub struct GrpcNetwork {
+    pub net: crate::tls::Net,
+}
 
 pub struct PeerConnection {
     target: NodeId,
@@ -35,17 +38,23 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &LedgerNode) -> PeerConnection {
-        let client = Channel::from_shared(node.raft_address.clone())
-            .map(|endpoint| {
-                RaftClient::new(endpoint.connect_lazy())
+        let client = self
+            .net
+            .to_member(target, node)
+            .and_then(|transport| {
+                ledger_client::transport::channel_lazy(&node.raft_address, &transport).map_err(
+                    |e| {
+                        format!(
+                            "peer {target} has an invalid address {:?}: {e}",
+                            node.raft_address
+                        )
+                    },
+                )
+            })
+            .map(|channel| {
+                RaftClient::new(channel)
                     .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            })
-            .map_err(|e| {
-                format!(
-                    "peer {target} has an invalid address {:?}: {e}",
-                    node.raft_address
-                )
             });
         PeerConnection { target, client }
     }
@@ -119,16 +128,66 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     }
 }
 
-/// The server side: a peer's RPC handed to the local Raft.
+/// The server side: a peer's RPC handed to the local Raft, only from a member speaking for
+/// itself.
 pub struct RaftService {
     raft: openraft::Raft<TypeConfig>,
+    net: crate::tls::Net,
 }
 
 impl RaftService {
-    pub fn server(raft: openraft::Raft<TypeConfig>) -> raft_server::RaftServer<RaftService> {
-        raft_server::RaftServer::new(RaftService { raft })
+    pub fn server(
+        raft: openraft::Raft<TypeConfig>,
+        net: crate::tls::Net,
+    ) -> raft_server::RaftServer<RaftService> {
+        raft_server::RaftServer::new(RaftService { raft, net })
             .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+    }
+
+    /// The members the connection's certificate belongs to (checked before anything is
+    /// decoded). Plaintext mode (loopback only) has no identities to check.
+    fn caller(&self, request: &tonic::Request<RaftPayload>) -> Result<Caller, tonic::Status> {
+        if self.net.tls.is_none() {
+            return Ok(Caller::Unchecked);
+        }
+        let key = request
+            .extensions()
+            .get::<crate::tls::PeerInfo>()
+            .and_then(|p| p.key)
+            .ok_or_else(|| {
+                tonic::Status::permission_denied("Raft RPCs need a member's client certificate")
+            })?;
+        let ids = self.net.keys.members_with(&self.raft, &key);
+        if ids.is_empty() {
+            return Err(tonic::Status::permission_denied(format!(
+                "node key {} is not a member's",
+                hex::encode(key)
+            )));
+        }
+        Ok(Caller::Members(ids))
+    }
+}
+
+/// Who sent a Raft RPC, as the connection proves it.
+enum Caller {
+    Unchecked,
+    Members(Vec<NodeId>),
+}
+
+impl Caller {
+    /// A member may only speak as itself: the leader or candidate id of the message must be
+    /// the member whose key the connection proved.
+    fn may_claim(&self, claimed: NodeId) -> Result<(), tonic::Status> {
+        match self {
+            Caller::Members(ids) if !ids.contains(&claimed) => {
+                tracing::warn!(claimed, members = ?ids, "a Raft RPC claimed another member's id");
+                Err(tonic::Status::permission_denied(format!(
+                    "this connection belongs to member {ids:?}, not to member {claimed}"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -148,7 +207,9 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let caller = self.caller(&request)?;
         let req: AppendEntriesRequest<TypeConfig> = decode(request.into_inner())?;
+        caller.may_claim(req.vote.leader_id().node_id)?;
         encode(&self.raft.append_entries(req).await)
     }
 
@@ -156,7 +217,9 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let caller = self.caller(&request)?;
         let req: VoteRequest<NodeId> = decode(request.into_inner())?;
+        caller.may_claim(req.vote.leader_id().node_id)?;
         encode(&self.raft.vote(req).await)
     }
 
@@ -164,7 +227,9 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let caller = self.caller(&request)?;
         let req: InstallSnapshotRequest<TypeConfig> = decode(request.into_inner())?;
+        caller.may_claim(req.vote.leader_id().node_id)?;
         encode(&self.raft.install_snapshot(req).await)
     }
 }
@@ -215,13 +280,13 @@ mod tests {
         let raft = openraft::Raft::new(
             id,
             Arc::new(config("pcl-raft", crate::raft::SNAPSHOT_EVERY_ENTRIES).unwrap()),
-            GrpcNetwork,
+            GrpcNetwork::default(),
             log,
             sm,
         )
         .await
         .unwrap();
-        let server = RaftService::server(raft.clone());
+        let server = RaftService::server(raft.clone(), crate::tls::Net::default());
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(server)
@@ -262,6 +327,7 @@ mod tests {
                 LedgerNode {
                     raft_address: format!("http://{}", l.local_addr().unwrap()),
                     public_address: String::new(),
+                    node_key: String::new(),
                 },
             );
             listeners.push(l);

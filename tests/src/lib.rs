@@ -323,6 +323,17 @@ pub fn client(url: &str, args: &[&str]) -> Output {
         .expect("run ledger-client")
 }
 
+/// Runs the ledger-client binary with `--node url`, trusting what `config` (a client.toml) says.
+pub fn client_with_config(config: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(&binaries().client)
+        .env("LEDGER_CLIENT_CONFIG", config)
+        .arg("--node")
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("run ledger-client")
+}
+
 fn toml_genesis(g: &Genesis) -> String {
     let mut s = format!("ledger = \"{}\"\n", g.ledger);
     for j in &g.jurisdictions {
@@ -502,6 +513,16 @@ impl TestCluster {
         let s = self.status(i)?;
         let id: usize = s["leader"].as_str()?.strip_prefix("raft ")?.parse().ok()?;
         Some(id - 1)
+    }
+
+    /// Writes `lines` to a fresh JSONL file in the cluster's directory.
+    pub fn jsonl_for_test(&self, lines: &[String]) -> PathBuf {
+        let file = self
+            .dir
+            .path()
+            .join(format!("lines-{}.jsonl", rand::random::<u64>()));
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        file
     }
 
     /// Submits `lines` through node `i`, signed by `key`.

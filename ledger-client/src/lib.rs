@@ -178,8 +178,7 @@ impl Client {
             .enumerate()
             .map(|(i, (o, sent))| match o.result {
                 Some(pb::outcome::Result::Receipt(r)) => {
-                    let event_id =
-                        Hash32::from_slice(&r.event_id).map_err(ClientError::Invalid)?;
+                    let event_id = Hash32::from_slice(&r.event_id).map_err(ClientError::Invalid)?;
                     // A receipt for another event would acknowledge something never signed.
                     if event_id != sent.id() {
                         return Err(ClientError::Invalid(format!(

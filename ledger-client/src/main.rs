@@ -261,7 +261,9 @@ fn node_key_arg(arg: Option<&str>) -> anyhow::Result<String> {
             ledger_client::transport::key_of_cert_file(path).map_err(anyhow::Error::msg)?,
         ));
     }
-    anyhow::bail!("--node-key {arg:?}: neither a hex node key (64 hex digits) nor a certificate file")
+    anyhow::bail!(
+        "--node-key {arg:?}: neither a hex node key (64 hex digits) nor a certificate file"
+    )
 }
 
 async fn connect(cli_node: &Option<String>) -> anyhow::Result<Client> {

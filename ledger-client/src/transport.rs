@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime,
+};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -136,7 +138,9 @@ impl ServerCertVerifier for PinnedServer {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.0.check(end_entity, "node").map(|_| ServerCertVerified::assertion())
+        self.0
+            .check(end_entity, "node")
+            .map(|_| ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
         &self,
@@ -182,7 +186,9 @@ impl ClientCertVerifier for PinnedClient {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.pins.check(end_entity, "peer").map(|_| ClientCertVerified::assertion())
+        self.pins
+            .check(end_entity, "peer")
+            .map(|_| ClientCertVerified::assertion())
     }
     fn verify_tls12_signature(
         &self,
@@ -257,9 +263,8 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> IoStream fo
 impl tower_service::Service<Uri> for Connector {
     type Response = Io;
     type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Io, std::io::Error>> + Send>,
-    >;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Io, std::io::Error>> + Send>>;
 
     fn poll_ready(
         &mut self,
@@ -277,11 +282,13 @@ impl tower_service::Service<Uri> for Connector {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string();
-            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
+            let port = uri
+                .port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                });
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;
             let io: Box<dyn IoStream> = match tls {
@@ -371,8 +378,8 @@ impl ClientTrust {
     pub fn load(path: &Path) -> Result<ClientTrust, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let parsed: ClientToml =
-            toml::from_str(&text).map_err(|e| format!("{} is not a client config: {e}", path.display()))?;
+        let parsed: ClientToml = toml::from_str(&text)
+            .map_err(|e| format!("{} is not a client config: {e}", path.display()))?;
         let mut node_keys = Vec::new();
         for k in &parsed.tls.node_keys {
             node_keys.push(parse_node_key(k).map_err(|e| format!("{}: {e}", path.display()))?);
@@ -424,8 +431,7 @@ impl ClientTrust {
 /// The node key inside a PEM (or DER) certificate file.
 pub fn key_of_cert_file(path: &Path) -> Result<NodeKey, String> {
     use rustls::pki_types::pem::PemObject;
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let der = match CertificateDer::from_pem_slice(&bytes) {
         Ok(c) => c.to_vec(),
         Err(_) => bytes,
@@ -451,7 +457,9 @@ pub async fn speaks_tls(url: &str) -> bool {
         return false;
     };
     let attempt = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.ok()?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .ok()?;
         let name = ServerName::try_from(host.clone()).ok()?;
         let connector = tokio_rustls::TlsConnector::from(config);
         // A handshake that got as far as the certificate is a TLS server, even when the
@@ -461,7 +469,10 @@ pub async fn speaks_tls(url: &str) -> bool {
             Err(e) => Some(e.to_string().contains("certificate")),
         }
     };
-    matches!(tokio::time::timeout(PROBE_TIMEOUT, attempt).await, Ok(Some(true)))
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, attempt).await,
+        Ok(Some(true))
+    )
 }
 
 #[cfg(test)]
@@ -472,7 +483,9 @@ mod tests {
     fn node_keys_parse_and_bad_ones_are_named() {
         let k = parse_node_key(&"ab".repeat(32)).unwrap();
         assert_eq!(k, [0xab; 32]);
-        assert!(parse_node_key("abcd").unwrap_err().contains("64 hex digits"));
+        assert!(parse_node_key("abcd")
+            .unwrap_err()
+            .contains("64 hex digits"));
         assert!(cert_key(b"not a certificate").is_err());
     }
 

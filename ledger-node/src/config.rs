@@ -164,7 +164,11 @@ impl NodeConfig {
     /// Plaintext only on loopback; node keys well-formed.
     pub fn check_tls(&self) -> Result<(), String> {
         if self.tls.mode == TlsMode::Plaintext {
-            if let Some(a) = self.listen_addresses().iter().find(|a| !a.ip().is_loopback()) {
+            if let Some(a) = self
+                .listen_addresses()
+                .iter()
+                .find(|a| !a.ip().is_loopback())
+            {
                 return Err(format!(
                     "[tls] mode = \"plaintext\" is only allowed when every listen address is \
                      loopback, and {a} is not: remove the setting to use TLS"
@@ -174,7 +178,11 @@ impl NodeConfig {
         let members = self.raft.iter().flat_map(|r| &r.members);
         let keys = members
             .map(|m| (format!("member {}", m.id), &m.node_key))
-            .chain(self.peers.iter().map(|p| (format!("peer {}", p.node_id), &p.node_key)));
+            .chain(
+                self.peers
+                    .iter()
+                    .map(|p| (format!("peer {}", p.node_id), &p.node_key)),
+            );
         for (who, key) in keys.filter(|(_, k)| !k.is_empty()) {
             ledger_client::transport::parse_node_key(key).map_err(|e| format!("{who}: {e}"))?;
         }
@@ -225,6 +233,17 @@ mod tests {
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.data_dir, d.path().join("data"));
         assert!(c.peers.is_empty());
+        // Plaintext only when every port is on loopback.
+        let plain = |listen: &str| {
+            format!("node_id = \"n1\"\njurisdiction = \"CN-44\"\nlisten = \"{listen}\"\ndata_dir = \"data\"\ngenesis = \"g.toml\"\n[tls]\nmode = \"plaintext\"\n")
+        };
+        std::fs::write(&p, plain("127.0.0.1:7100")).unwrap();
+        assert_eq!(NodeConfig::load(&p).unwrap().tls.mode, TlsMode::Plaintext);
+        std::fs::write(&p, plain("10.0.0.4:7100")).unwrap();
+        assert!(NodeConfig::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("only allowed when every listen address is loopback"));
         std::fs::write(&p, "node_id = \"n1\"\ncolour = 1\n").unwrap();
         assert!(NodeConfig::load(&p)
             .unwrap_err()
@@ -244,6 +263,12 @@ mod example_tests {
         let node = NodeConfig::load(&dir.join("node.example.toml")).unwrap();
         assert_eq!(node.peers.len(), 2);
         assert_eq!(node.raft.as_ref().map(|r| r.members.len()), Some(3));
+        assert!(node
+            .raft
+            .iter()
+            .flat_map(|r| &r.members)
+            .all(|m| m.node_key.len() == 64));
+        assert_eq!(node.tls.mode, TlsMode::Tls);
         let genesis = load_genesis(&dir.join("genesis.example.toml")).unwrap();
         assert_eq!(genesis.jurisdictions.len(), 3);
     }

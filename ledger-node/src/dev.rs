@@ -197,7 +197,8 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         .iter()
         .map(|(c, _)| format!("https://{}", c.listen))
         .collect();
-    let array = |v: Vec<String>| toml::Value::Array(v.into_iter().map(toml::Value::String).collect());
+    let array =
+        |v: Vec<String>| toml::Value::Array(v.into_iter().map(toml::Value::String).collect());
     let client = format!(
         "# Written by `ledger-node dev`: where ledger-client finds the local ledger, and the\n\
          # node keys it trusts (TLS: a node must prove one of these keys).\nendpoints = {}\n\n\
@@ -230,8 +231,8 @@ async fn wait_listening(
 
 /// Waits until node 1 reports an elected leader, so the first submission does not meet an election.
 async fn wait_for_leader(first: &NodeConfig) -> anyhow::Result<()> {
-    use ledger_proto::node::{ledger_client::LedgerClient, StatusRequest};
     use ledger_client::transport::{channel, parse_node_key, Pins, Transport};
+    use ledger_proto::node::{ledger_client::LedgerClient, StatusRequest};
     let key = first
         .raft
         .iter()

@@ -390,8 +390,8 @@ impl Ledger {
             log,
             sm,
         )
-            .await
-            .map_err(|e| LedgerError::Replication(e.to_string()))?;
+        .await
+        .map_err(|e| LedgerError::Replication(e.to_string()))?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
         let appender = RaftAppender {
             raft: raft.clone(),

@@ -7,10 +7,10 @@ use anyhow::Context;
 use ledger_proto::node::ledger_server::LedgerServer;
 
 use crate::config::{load_genesis, NodeConfig, TlsMode};
-use crate::tls::{MemberKeys, Net, NodeTls};
-use ledger_client::transport::{NodeKey, PinnedClient, Pins, Transport};
 use crate::ledger::Ledger;
 use crate::service::{NodeService, MAX_MESSAGE_BYTES};
+use crate::tls::{MemberKeys, Net, NodeTls};
+use ledger_client::transport::{NodeKey, PinnedClient, Pins, Transport};
 
 /// How long in-flight requests get to finish after SIGTERM before idle or slow connections are
 /// dropped. Appends are atomic, so a request cut off here was simply never acknowledged.
@@ -67,13 +67,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let service = LedgerServer::new(NodeService::new(ledger.clone(), config.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let notary = Arc::new(crate::notary::Notary::open(
-        &config.data_dir,
-        &config.node_id,
-        &ledger.genesis().ledger,
-        cosigning_peers(&config),
-    )?
-    .with_transport(cosign_transport(&config, &net, ledger.raft())));
+    let notary = Arc::new(
+        crate::notary::Notary::open(
+            &config.data_dir,
+            &config.node_id,
+            &ledger.genesis().ledger,
+            cosigning_peers(&config),
+        )?
+        .with_transport(cosign_transport(&config, &net, ledger.raft())),
+    );
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
     let rights = ledger_proto::rights::rights_server::RightsServer::new(
         crate::rights::RightsService::new(ledger.clone(), notary),
@@ -103,12 +105,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .add_service(service)
             .add_service(rights)
             .add_service(admin)
-            .serve_with_incoming_shutdown(
-                crate::tls::incoming(listener, acceptor),
-                async {
-                    let _ = stop_rx.await;
-                },
-            ),
+            .serve_with_incoming_shutdown(crate::tls::incoming(listener, acceptor), async {
+                let _ = stop_rx.await;
+            }),
     );
     stop.await;
     tracing::info!("stopping: finishing in-flight requests");

@@ -52,7 +52,8 @@ impl NodeTls {
             .self_signed(&key_pair)
             .context("signing the node certificate")?;
         let path = data_dir.join("node.crt");
-        std::fs::write(&path, cert.pem()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, pem_certificate(cert.der()))
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(NodeTls {
             public_key: key.verifying_key().to_bytes(),
             identity: Arc::new(Identity {
@@ -83,6 +84,19 @@ impl NodeTls {
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
+}
+
+/// PEM (RFC 7468) of a DER certificate: base64 in lines of 64 characters.
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
 }
 
 /// What the server knows about the other end of a connection (in each request's extensions).
@@ -296,5 +310,25 @@ impl Net {
             .cloned()
             .unwrap_or_default();
         self.to_member(id, &node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_certificate_carries_the_node_key_and_its_pem_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let tls =
+            NodeTls::new(&key, &["127.0.0.1".into(), "localhost".into()], dir.path()).unwrap();
+        assert_eq!(tls.public_key, key.verifying_key().to_bytes());
+        assert_eq!(
+            transport::cert_key(&tls.identity.cert).unwrap(),
+            tls.public_key
+        );
+        let from_file = transport::key_of_cert_file(&dir.path().join("node.crt")).unwrap();
+        assert_eq!(from_file, tls.public_key);
     }
 }

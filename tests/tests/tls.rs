@@ -46,8 +46,16 @@ fn attack(url: &str, transport: &Transport, claimed: u64) -> Vec<String> {
                 Err(e) => return vec![format!("connect: {e}")],
             };
             let mut c = RaftClient::new(channel);
-            let a = c.append_entries(RaftPayload { json: append_entries(claimed) }).await;
-            let v = c.vote(RaftPayload { json: vote(claimed) }).await;
+            let a = c
+                .append_entries(RaftPayload {
+                    json: append_entries(claimed),
+                })
+                .await;
+            let v = c
+                .vote(RaftPayload {
+                    json: vote(claimed),
+                })
+                .await;
             [a, v]
                 .into_iter()
                 .map(|r| match r {
@@ -67,7 +75,10 @@ fn only_members_speaking_for_themselves_reach_raft() {
     let before = raft_state(&cluster, 3);
     let dir = cluster.dir.path();
     let outsider_key = dir.join("outsider.key");
-    write_key(&outsider_key, &ed25519_dalek::SigningKey::from_bytes(&[9; 32]));
+    write_key(
+        &outsider_key,
+        &ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+    );
     let outsider_dir = tempfile::tempdir().unwrap();
     for i in 0..3 {
         let raft = format!("https://127.0.0.1:{}", cluster.raft_ports[i]);
@@ -105,7 +116,11 @@ fn clients_need_tls_and_the_right_trust() {
 
     // A client that trusts another key is refused, and says so.
     let wrong = ledger.path().join("wrong-client.toml");
-    std::fs::write(&wrong, format!("[tls]\nnode_keys = [\"{}\"]\n", "ab".repeat(32))).unwrap();
+    std::fs::write(
+        &wrong,
+        format!("[tls]\nnode_keys = [\"{}\"]\n", "ab".repeat(32)),
+    )
+    .unwrap();
     let out = client_with_config(&wrong, &ledger.url(), &["status"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
@@ -113,7 +128,11 @@ fn clients_need_tls_and_the_right_trust() {
     let none = ledger.path().join("empty-client.toml");
     std::fs::write(&none, "endpoints = []\n").unwrap();
     let out = client_with_config(&none, &ledger.url(), &["status"]);
-    assert!(stderr(&out).contains("no trusted node keys"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no trusted node keys"),
+        "{}",
+        stderr(&out)
+    );
 
     // Trust by certificate file works as well as by key.
     let by_cert = ledger.path().join("cert-client.toml");
@@ -142,7 +161,11 @@ fn plaintext_is_only_for_loopback_and_is_announced() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("only allowed when every listen address is loopback"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only allowed when every listen address is loopback"),
+        "{}",
+        stderr(&out)
+    );
 
     let port = free_port();
     write(&format!("127.0.0.1:{port}"));
@@ -154,11 +177,16 @@ fn plaintext_is_only_for_loopback_and_is_announced() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    wait_for("the plaintext node", || client(&url, &["status"]).status.success());
+    wait_for("the plaintext node", || {
+        client(&url, &["status"]).status.success()
+    });
     let _ = node.kill();
     let _ = node.wait();
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("WARN") && text.contains("plaintext"), "{text}");
+    assert!(
+        text.contains("WARN") && text.contains("plaintext"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -192,10 +220,23 @@ fn a_node_key_is_rotated_by_replacing_the_member() {
         .spawn()
         .unwrap();
     let url4 = format!("https://127.0.0.1:{port}");
-    wait_for("node 4 to serve", || client(&url4, &["status"]).status.success());
+    wait_for("node 4 to serve", || {
+        client(&url4, &["status"]).status.success()
+    });
     let add = |node_key: Option<&str>| {
         let raft4 = format!("https://127.0.0.1:{raft}");
-        let mut args = vec!["member", "add", "--key", &a, "--id", "4", "--raft-address", &raft4, "--public-address", &url4];
+        let mut args = vec![
+            "member",
+            "add",
+            "--key",
+            &a,
+            "--id",
+            "4",
+            "--raft-address",
+            &raft4,
+            "--public-address",
+            &url4,
+        ];
         if let Some(k) = node_key {
             args.extend(["--node-key", k]);
         }
@@ -203,25 +244,51 @@ fn a_node_key_is_rotated_by_replacing_the_member() {
     };
     // Without its key the members could never accept it: refused before anything changes.
     let out = add(None);
-    assert!(stderr(&out).contains("node key is needed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("node key is needed"),
+        "{}",
+        stderr(&out)
+    );
     let out = add(Some(&key4));
     assert!(out.status.success(), "{}", stderr(&out));
-    let promote = client(&cluster.url(0), &["member", "promote", "--key", &a, "--id", "4"]);
+    let promote = client(
+        &cluster.url(0),
+        &["member", "promote", "--key", &a, "--id", "4"],
+    );
     assert!(promote.status.success(), "{}", stderr(&promote));
     // ...and the member with the old key leaves.
-    let remove = client(&cluster.url(0), &["member", "remove", "--key", &a, "--id", "3"]);
+    let remove = client(
+        &cluster.url(0),
+        &["member", "remove", "--key", &a, "--id", "3"],
+    );
     assert!(remove.status.success(), "{}", stderr(&remove));
     cluster.kill9(2);
 
     // The new key carries the cluster: a submission through node 4 commits.
-    let out = client(&url4, &["--json", "submit", "--key", &a, cluster.jsonl_for_test(&[person("W-R1", "CN-44")]).to_str().unwrap()]);
+    let out = client(
+        &url4,
+        &[
+            "--json",
+            "submit",
+            "--key",
+            &a,
+            cluster
+                .jsonl_for_test(&[person("W-R1", "CN-44")])
+                .to_str()
+                .unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     // The old key (node 3's certificate) is refused on the Raft port: it is no member's now.
     let old_dir = tempfile::tempdir().unwrap();
     let old = presenting(&dir.join("node-3").join("node.key"), old_dir.path());
     let before = raft_state(&cluster, 2);
     for i in 0..2 {
-        let r = attack(&format!("https://127.0.0.1:{}", cluster.raft_ports[i]), &old, 3);
+        let r = attack(
+            &format!("https://127.0.0.1:{}", cluster.raft_ports[i]),
+            &old,
+            3,
+        );
         assert!(r.iter().all(|r| r != "accepted"), "{r:?}");
     }
     assert_eq!(before, raft_state(&cluster, 2));

@@ -7,6 +7,7 @@ pub mod jsonl;
 pub mod keys;
 pub mod proofs;
 pub mod retry;
+pub mod transport;
 
 use ed25519_dalek::{Signer, SigningKey};
 use ledger_core::envelope::{read_message, Envelope};
@@ -46,14 +47,8 @@ fn rpc_message(s: &tonic::Status) -> String {
 
 /// Every endpoint of ./ledger-data/client.toml (empty when there is none).
 pub fn client_endpoints() -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct ClientToml {
-        endpoints: Vec<String>,
-    }
-    std::fs::read_to_string(DEFAULT_CLIENT_CONFIG)
-        .ok()
-        .and_then(|t| toml::from_str::<ClientToml>(&t).ok())
-        .map(|c| c.endpoints)
+    transport::ClientTrust::load_default()
+        .map(|t| t.endpoints)
         .unwrap_or_default()
 }
 
@@ -122,22 +117,36 @@ pub fn read_token(key: &SigningKey, subject: &str) -> pb::ReadToken {
 }
 
 impl Client {
+    /// Connects as the URL says: `https://` over TLS, trusting the node keys of the client
+    /// config ([`transport::client_config_path`]); `http://` in plaintext.
     pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        let transport = transport::ClientTrust::load_default()
+            .and_then(|t| t.transport_for(url))
+            .map_err(|message| ClientError::Connect {
+                url: url.to_string(),
+                message,
+            })?;
+        Client::connect_with(url, &transport).await
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        transport: &transport::Transport,
+    ) -> Result<Client, ClientError> {
         let err = |message: String| ClientError::Connect {
             url: url.to_string(),
             message,
         };
-        let endpoint = Channel::from_shared(url.to_string())
-            .map_err(|e| {
-                err(format!(
-                    "not a URL ({e}); expected e.g. http://127.0.0.1:7100"
-                ))
-            })?
-            .connect_timeout(std::time::Duration::from_secs(10));
-        let channel = endpoint
-            .connect()
+        if matches!(transport, transport::Transport::Plaintext) && transport::speaks_tls(url).await
+        {
+            return Err(err(format!(
+                "the node speaks TLS: use {} (and trust its node key in client.toml)",
+                url.replacen("http://", "https://", 1)
+            )));
+        }
+        let channel = transport::channel(url, transport)
             .await
-            .map_err(|e| err(format!("{e}; is the node running?")))?;
+            .map_err(|e| err(format!("{e}; is the node running, and is its key trusted?")))?;
         let rights = RightsClient::new(channel.clone());
         let inner = LedgerClient::new(channel.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
@@ -168,14 +177,32 @@ impl Client {
         response
             .outcomes
             .into_iter()
-            .map(|o| match o.result {
-                Some(pb::outcome::Result::Receipt(r)) => Ok(SubmitOutcome::Accepted {
-                    event_id: Hash32::from_slice(&r.event_id).map_err(ClientError::Invalid)?,
-                    index: r.index,
-                    appended_at: r.appended_at,
+            .zip(&envelopes)
+            .enumerate()
+            .map(|(i, (o, sent))| match o.result {
+                Some(pb::outcome::Result::Receipt(r)) => {
+                    let event_id = Hash32::from_slice(&r.event_id).map_err(ClientError::Invalid)?;
                     // A node of the first release sets only `duplicate`.
-                    already_recorded: r.already_recorded || r.duplicate,
-                }),
+                    let already_recorded = r.already_recorded || r.duplicate;
+                    // A receipt for another event would acknowledge something never signed;
+                    // only an "already recorded" receipt names the committed event of the same
+                    // content, signed earlier (README: retry-safe submission).
+                    if event_id != sent.id() && !already_recorded {
+                        return Err(ClientError::Invalid(format!(
+                            "the node's receipt for event {} of this request names event {}, \
+                             not the event {} that was signed; the answer is not trusted",
+                            i + 1,
+                            event_id.to_hex(),
+                            sent.id().to_hex()
+                        )));
+                    }
+                    Ok(SubmitOutcome::Accepted {
+                        event_id,
+                        index: r.index,
+                        appended_at: r.appended_at,
+                        already_recorded,
+                    })
+                }
                 Some(pb::outcome::Result::Refusal(r)) => Ok(SubmitOutcome::Refused {
                     code: r.code,
                     message: r.message,

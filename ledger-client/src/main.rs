@@ -186,9 +186,13 @@ enum MemberCommand {
         /// URL of its Raft service, e.g. http://10.0.0.4:7200
         #[arg(long)]
         raft_address: String,
-        /// URL of its public service, e.g. http://10.0.0.4:7100
+        /// URL of its public service, e.g. https://10.0.0.4:7100
         #[arg(long)]
         public_address: String,
+        /// Its node key: the hex key its log prints at start ("node key"), or its certificate
+        /// file DATA_DIR/node.crt. The members accept connections from it with this key only.
+        #[arg(long)]
+        node_key: Option<String>,
     },
     /// Make a learner a voter.
     Promote {
@@ -248,6 +252,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--node-key`: 64 hex digits, or a certificate file holding the key.
+fn node_key_arg(arg: Option<&str>) -> anyhow::Result<String> {
+    let Some(arg) = arg else {
+        return Ok(String::new());
+    };
+    if let Ok(key) = ledger_client::transport::parse_node_key(arg) {
+        return Ok(hex::encode(key));
+    }
+    let path = std::path::Path::new(arg);
+    if path.exists() {
+        return Ok(hex::encode(
+            ledger_client::transport::key_of_cert_file(path).map_err(anyhow::Error::msg)?,
+        ));
+    }
+    anyhow::bail!(
+        "--node-key {arg:?}: neither a hex node key (64 hex digits) nor a certificate file"
+    )
 }
 
 /// How long calls retry: `--retry-for`, else client.toml, else the default (set once in `run`).
@@ -513,12 +536,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     id,
                     raft_address,
                     public_address,
+                    node_key,
                 } => (
                     key,
                     Change::AddLearner(AddLearner {
                         id: *id,
                         raft_address: raft_address.clone(),
                         public_address: public_address.clone(),
+                        node_key: node_key_arg(node_key.as_deref())?,
                     }),
                 ),
                 MemberCommand::Promote { key, id } => (key, Change::Promote(*id)),
@@ -531,7 +556,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let members: Vec<serde_json::Value> = r
                     .members
                     .iter()
-                    .map(|m| json!({"id": m.id, "raft_address": m.raft_address, "public_address": m.public_address, "voter": m.voter}))
+                    .map(|m| json!({"id": m.id, "raft_address": m.raft_address, "public_address": m.public_address, "voter": m.voter, "node_key": m.node_key}))
                     .collect();
                 println!("{}", json!({"message": r.message, "members": members}));
             } else {

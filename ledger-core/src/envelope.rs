@@ -135,20 +135,32 @@ pub enum AdminChange<'a> {
         id: u64,
         raft_address: &'a str,
         public_address: &'a str,
+        /// Hex node key; empty in requests of nodes without TLS (and signed texts before it).
+        node_key: &'a str,
     },
     Promote(u64),
     Remove(u64),
 }
 
 impl AdminChange<'_> {
-    /// The canonical text: `add-learner ID RAFT_URL PUBLIC_URL`, `promote ID`, `remove ID`.
+    /// The canonical text: `add-learner ID RAFT_URL PUBLIC_URL [NODE_KEY]`, `promote ID`,
+    /// `remove ID`. The node key is signed too, so a forwarding node cannot swap it.
     pub fn text(&self) -> String {
         match self {
             Self::AddLearner {
                 id,
                 raft_address,
                 public_address,
-            } => format!("add-learner {id} {raft_address} {public_address}"),
+                node_key,
+            } if node_key.is_empty() => {
+                format!("add-learner {id} {raft_address} {public_address}")
+            }
+            Self::AddLearner {
+                id,
+                raft_address,
+                public_address,
+                node_key,
+            } => format!("add-learner {id} {raft_address} {public_address} {node_key}"),
             Self::Promote(id) => format!("promote {id}"),
             Self::Remove(id) => format!("remove {id}"),
         }

@@ -48,8 +48,27 @@ fn members_pb(raft: &openraft::Raft<TypeConfig>) -> Vec<pb::Member> {
             raft_address: n.raft_address.clone(),
             public_address: n.public_address.clone(),
             voter: voters.contains(id),
+            node_key: n.node_key.clone(),
         })
         .collect()
+}
+
+/// A new member's node key: well-formed, and present when the cluster runs TLS (its peers
+/// would refuse every connection of a member without one).
+fn check_node_key(key: &str, tls: bool) -> Result<(), Status> {
+    if key.is_empty() {
+        return if tls {
+            Err(Status::invalid_argument(
+                "the new node's node key is needed (--node-key: the hex key its log prints at \
+                 start, or its DATA_DIR/node.crt)",
+            ))
+        } else {
+            Ok(())
+        };
+    }
+    ledger_client::transport::parse_node_key(key)
+        .map(|_| ())
+        .map_err(Status::invalid_argument)
 }
 
 fn refused(e: impl std::fmt::Display) -> Status {
@@ -111,11 +130,17 @@ impl admin_server::Admin for AdminService {
                 let url = leader_address.filter(|a| !a.is_empty()).ok_or_else(|| {
                     Status::unavailable(format!("leader {l} has no public address"))
                 })?;
-                let mut c = pb::admin_client::AdminClient::connect(url.clone())
+                let transport = self
+                    .ledger
+                    .net()
+                    .to_current(&raft, l)
+                    .map_err(Status::unavailable)?;
+                let channel = ledger_client::transport::channel(&url, &transport)
                     .await
                     .map_err(|e| {
                         Status::unavailable(format!("forwarding to leader {l} at {url}: {e}"))
                     })?;
+                let mut c = pb::admin_client::AdminClient::new(channel);
                 return c.change_membership(req).await;
             }
             Some(_) => {}
@@ -141,9 +166,11 @@ impl admin_server::Admin for AdminService {
                         )));
                     }
                 }
+                check_node_key(&a.node_key, self.ledger.net().tls.is_some())?;
                 let node = LedgerNode {
                     raft_address: a.raft_address.clone(),
                     public_address: a.public_address.clone(),
+                    node_key: a.node_key.to_ascii_lowercase(),
                 };
                 tokio::time::timeout(ADD_LEARNER_TIMEOUT, raft.add_learner(a.id, node, true))
                     .await

@@ -46,6 +46,33 @@ pub struct NodeConfig {
     /// single node that appends on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft: Option<RaftConfig>,
+    /// Transport security of both ports (TLS unless explicitly turned off on loopback).
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// The `[tls]` section of a node config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// Names (IP addresses or DNS names) written into the node's certificate. Peers and clients
+    /// pin the key, not the names, so these are informational. Default: the listen IPs and
+    /// "localhost".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS 1.3 on both ports; mutual TLS between nodes.
+    #[default]
+    Tls,
+    /// No encryption or authentication at all: only for a ledger whose every port is on
+    /// loopback (refused otherwise).
+    Plaintext,
 }
 
 /// The `[raft]` section of a node config.
@@ -77,6 +104,10 @@ pub struct RaftMember {
     pub raft_address: String,
     /// URL of the member's public service (where submissions are forwarded to the leader).
     pub public_address: String,
+    /// The member's node key (hex ed25519 public key, its `DATA_DIR/node.key`): the identity its
+    /// peers pin. Written into the membership when the cluster is created.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +115,9 @@ pub struct RaftMember {
 pub struct Peer {
     pub node_id: String,
     pub address: String,
+    /// The peer's node key (hex), pinned when this node asks it to cosign.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_key: String,
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -107,6 +141,8 @@ impl NodeConfig {
         if cfg.genesis.is_relative() {
             cfg.genesis = base.join(&cfg.genesis);
         }
+        cfg.check_tls()
+            .map_err(|m| ConfigError::Invalid(format!("{}: {m}", path.display())))?;
         if cfg.node_id.is_empty() || cfg.node_id.len() > 64 {
             return Err(ConfigError::Invalid(format!(
                 "{}: node_id must be 1 to 64 characters",
@@ -114,6 +150,59 @@ impl NodeConfig {
             )));
         }
         Ok(cfg)
+    }
+}
+
+impl NodeConfig {
+    /// Every address this node listens on.
+    pub fn listen_addresses(&self) -> Vec<SocketAddr> {
+        let mut out = vec![self.listen];
+        out.extend(self.raft.as_ref().map(|r| r.listen));
+        out
+    }
+
+    /// Plaintext only on loopback; node keys well-formed.
+    pub fn check_tls(&self) -> Result<(), String> {
+        if self.tls.mode == TlsMode::Plaintext {
+            if let Some(a) = self
+                .listen_addresses()
+                .iter()
+                .find(|a| !a.ip().is_loopback())
+            {
+                return Err(format!(
+                    "[tls] mode = \"plaintext\" is only allowed when every listen address is \
+                     loopback, and {a} is not: remove the setting to use TLS"
+                ));
+            }
+        }
+        let members = self.raft.iter().flat_map(|r| &r.members);
+        let keys = members
+            .map(|m| (format!("member {}", m.id), &m.node_key))
+            .chain(
+                self.peers
+                    .iter()
+                    .map(|p| (format!("peer {}", p.node_id), &p.node_key)),
+            );
+        for (who, key) in keys.filter(|(_, k)| !k.is_empty()) {
+            ledger_client::transport::parse_node_key(key).map_err(|e| format!("{who}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The names of this node's certificate: `[tls] names`, else the listen IPs and localhost.
+    pub fn certificate_names(&self) -> Vec<String> {
+        if !self.tls.names.is_empty() {
+            return self.tls.names.clone();
+        }
+        let mut names: Vec<String> = Vec::new();
+        for a in self.listen_addresses() {
+            let ip = a.ip().to_string();
+            if !names.contains(&ip) {
+                names.push(ip);
+            }
+        }
+        names.push("localhost".into());
+        names
     }
 }
 
@@ -144,6 +233,17 @@ mod tests {
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.data_dir, d.path().join("data"));
         assert!(c.peers.is_empty());
+        // Plaintext only when every port is on loopback.
+        let plain = |listen: &str| {
+            format!("node_id = \"n1\"\njurisdiction = \"CN-44\"\nlisten = \"{listen}\"\ndata_dir = \"data\"\ngenesis = \"g.toml\"\n[tls]\nmode = \"plaintext\"\n")
+        };
+        std::fs::write(&p, plain("127.0.0.1:7100")).unwrap();
+        assert_eq!(NodeConfig::load(&p).unwrap().tls.mode, TlsMode::Plaintext);
+        std::fs::write(&p, plain("10.0.0.4:7100")).unwrap();
+        assert!(NodeConfig::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("only allowed when every listen address is loopback"));
         std::fs::write(&p, "node_id = \"n1\"\ncolour = 1\n").unwrap();
         assert!(NodeConfig::load(&p)
             .unwrap_err()
@@ -163,6 +263,12 @@ mod example_tests {
         let node = NodeConfig::load(&dir.join("node.example.toml")).unwrap();
         assert_eq!(node.peers.len(), 2);
         assert_eq!(node.raft.as_ref().map(|r| r.members.len()), Some(3));
+        assert!(node
+            .raft
+            .iter()
+            .flat_map(|r| &r.members)
+            .all(|m| m.node_key.len() == 64));
+        assert_eq!(node.tls.mode, TlsMode::Tls);
         let genesis = load_genesis(&dir.join("genesis.example.toml")).unwrap();
         assert_eq!(genesis.jurisdictions.len(), 3);
     }

@@ -152,12 +152,22 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
             .and_then(|p| p.checked_add(i as u16))
             .context("--base-port too high")
     };
+    // Each node's key is made now (the node would make it on first start) so the membership
+    // and client.toml can name it.
+    let mut node_keys = Vec::new();
+    for i in 0..layout.nodes {
+        let data = dir.join(format!("node-{}", i + 1)).join("data");
+        std::fs::create_dir_all(&data)?;
+        let key = crate::notary::load_or_create_key(&data.join("node.key"))?;
+        node_keys.push(hex::encode(key.verifying_key().to_bytes()));
+    }
     let mut members = Vec::new();
     for i in 0..layout.nodes {
         members.push(RaftMember {
             id: i as u64 + 1,
-            raft_address: format!("http://127.0.0.1:{}", port(i, RAFT_PORT_OFFSET)?),
-            public_address: format!("http://127.0.0.1:{}", port(i, 0)?),
+            raft_address: format!("https://127.0.0.1:{}", port(i, RAFT_PORT_OFFSET)?),
+            public_address: format!("https://127.0.0.1:{}", port(i, 0)?),
+            node_key: node_keys[i].clone(),
         });
     }
     let mut configs = Vec::new();
@@ -177,6 +187,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
                 members: members.clone(),
                 snapshot_every: crate::raft::SNAPSHOT_EVERY_ENTRIES,
             }),
+            tls: Default::default(),
         };
         let path = node_dir.join("node.toml");
         std::fs::write(&path, toml::to_string(&cfg)?)?;
@@ -184,11 +195,16 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
     }
     let endpoints: Vec<String> = configs
         .iter()
-        .map(|(c, _)| format!("http://{}", c.listen))
+        .map(|(c, _)| format!("https://{}", c.listen))
         .collect();
+    let array =
+        |v: Vec<String>| toml::Value::Array(v.into_iter().map(toml::Value::String).collect());
     let client = format!(
-        "# Written by `ledger-node dev`: where ledger-client finds the local ledger.\nendpoints = {}\n",
-        toml::Value::Array(endpoints.into_iter().map(toml::Value::String).collect())
+        "# Written by `ledger-node dev`: where ledger-client finds the local ledger, and the\n\
+         # node keys it trusts (TLS: a node must prove one of these keys).\nendpoints = {}\n\n\
+         [tls]\nnode_keys = {}\n",
+        array(endpoints),
+        array(node_keys)
     );
     std::fs::write(dir.join("client.toml"), client)?;
     Ok(configs)
@@ -215,10 +231,22 @@ async fn wait_listening(
 
 /// Waits until node 1 reports an elected leader, so the first submission does not meet an election.
 async fn wait_for_leader(first: &NodeConfig) -> anyhow::Result<()> {
+    use ledger_client::transport::{channel, parse_node_key, Pins, Transport};
     use ledger_proto::node::{ledger_client::LedgerClient, StatusRequest};
+    let key = first
+        .raft
+        .iter()
+        .flat_map(|r| &r.members)
+        .find_map(|m| parse_node_key(&m.node_key).ok())
+        .context("node 1 has no node key")?;
+    let transport = Transport::Tls {
+        pins: Pins::keys([key]),
+        identity: None,
+    };
     let deadline = tokio::time::Instant::now() + LEADER_TIMEOUT;
     loop {
-        if let Ok(mut c) = LedgerClient::connect(format!("http://{}", first.listen)).await {
+        let url = format!("https://{}", first.listen);
+        if let Ok(mut c) = channel(&url, &transport).await.map(LedgerClient::new) {
             if let Ok(s) = c.status(StatusRequest {}).await {
                 if s.into_inner().leader.starts_with("raft ") {
                     return Ok(());
@@ -297,7 +325,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     );
     for (cfg, _) in &configs {
         println!(
-            "  {}  {}  http://{}",
+            "  {}  {}  https://{}",
             cfg.node_id, cfg.jurisdiction, cfg.listen
         );
     }

@@ -96,21 +96,6 @@ impl LedgerError {
     }
 }
 
-/// An error with its sources, as one line ("transport error: connection refused").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// How long a submission waits for its entry to be committed and applied.
 pub const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -142,6 +127,8 @@ pub struct Ledger {
     raft: Option<openraft::Raft<crate::raft::TypeConfig>>,
     /// The Raft service checks received snapshots against this state machine before the install.
     raft_state: Option<crate::raft::LedgerStateMachine>,
+    /// How this node reaches its peers (TLS pinned to their node keys, or plaintext).
+    net: crate::tls::Net,
 }
 
 /// The node's clock as a ledger instant (UTC). Only the appender and edge checks read it.
@@ -227,6 +214,7 @@ impl Ledger {
             queued_bytes: queue_budget(),
             raft: None,
             raft_state: None,
+            net: crate::tls::Net::default(),
         })
     }
 
@@ -252,7 +240,16 @@ impl Ledger {
     ) -> Option<ledger_proto::raft::raft_server::RaftServer<crate::raft::network::RaftService>>
     {
         let (raft, state) = (self.raft.clone()?, self.raft_state.clone()?);
-        Some(crate::raft::network::RaftService::server(raft, state))
+        Some(crate::raft::network::RaftService::server(
+            raft,
+            state,
+            self.net.clone(),
+        ))
+    }
+
+    /// How this node reaches its peers.
+    pub fn net(&self) -> &crate::tls::Net {
+        &self.net
     }
 
     /// Appends verified events in order; one outcome each, after they are durable.
@@ -460,6 +457,7 @@ impl Ledger {
         dir: &Path,
         genesis: Genesis,
         cfg: &crate::config::RaftConfig,
+        net: crate::tls::Net,
     ) -> Result<Ledger, LedgerError> {
         use crate::raft::{network::GrpcNetwork, LedgerStateMachine, RaftLogStore};
         let (store, _marker, _, _) = open_store(dir, &genesis)?;
@@ -470,9 +468,15 @@ impl Ledger {
         let config = crate::raft::config(&genesis.ledger, cfg.snapshot_every)
             .map_err(|e| LedgerError::Replication(e.to_string()))?;
         let raft_state = Some(sm.clone());
-        let raft = openraft::Raft::new(cfg.id, Arc::new(config), GrpcNetwork, log, sm)
-            .await
-            .map_err(|e| LedgerError::Replication(e.to_string()))?;
+        let raft = openraft::Raft::new(
+            cfg.id,
+            Arc::new(config),
+            GrpcNetwork { net: net.clone() },
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| LedgerError::Replication(e.to_string()))?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
         let appender = RaftAppender {
             raft: raft.clone(),
@@ -482,6 +486,7 @@ impl Ledger {
                 .iter()
                 .map(|m| (m.id, m.public_address.clone()))
                 .collect(),
+            net: net.clone(),
         };
         tokio::spawn(appender.run(rx));
         Ok(Ledger {
@@ -491,6 +496,7 @@ impl Ledger {
             queued_bytes: queue_budget(),
             raft: Some(raft),
             raft_state,
+            net,
         })
     }
 }
@@ -544,6 +550,7 @@ struct RaftAppender {
     /// Public addresses from `[raft] members`: only for a membership written by the first
     /// release, which recorded Raft addresses alone.
     configured: std::collections::BTreeMap<u64, String>,
+    net: crate::tls::Net,
 }
 
 impl RaftAppender {
@@ -635,13 +642,19 @@ impl RaftAppender {
                 leader,
                 why: "it has no public address in the membership".into(),
             })?;
+        // Over TLS the leader must prove the node key the membership records for it.
+        let transport = self
+            .net
+            .to_current(&self.raft, leader)
+            .map_err(LedgerError::Replication)?;
         let forwarded = async {
-            let mut client = pb::ledger_client::LedgerClient::connect(address.clone())
+            let channel = ledger_client::transport::channel(&address, &transport)
                 .await
-                .map_err(|e| LedgerError::LeaderUnreachable {
+                .map_err(|why| LedgerError::LeaderUnreachable {
                     leader,
-                    why: format!("{address}: {}", chain(&e)),
-                })?
+                    why: format!("{address}: {why}"),
+                })?;
+            let mut client = pb::ledger_client::LedgerClient::new(channel)
                 .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
             let events = events.iter().map(|e| e.envelope.to_pb()).collect();

@@ -34,6 +34,8 @@ pub struct Notary {
     forks: Mutex<Vec<String>>,
     /// Public URLs of the other nodes asked to cosign.
     peers: Vec<String>,
+    /// How the peers are reached (TLS pinned to the members' node keys).
+    transport: ledger_client::transport::Transport,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,7 @@ pub enum NotaryError {
     },
 }
 
-fn load_or_create_key(path: &Path) -> Result<SigningKey, NotaryError> {
+pub fn load_or_create_key(path: &Path) -> Result<SigningKey, NotaryError> {
     let fail = |message: String| NotaryError::Key {
         path: path.display().to_string(),
         message,
@@ -108,7 +110,13 @@ impl Notary {
             forks_dir,
             forks: Mutex::new(forks),
             peers,
+            transport: ledger_client::transport::Transport::Plaintext,
         })
+    }
+
+    pub fn with_transport(mut self, transport: ledger_client::transport::Transport) -> Notary {
+        self.transport = transport;
+        self
     }
 
     pub fn verifier(&self) -> NoteKey {
@@ -200,7 +208,7 @@ impl Notary {
         let asks = self
             .peers
             .iter()
-            .map(|url| ask_cosign(url.clone(), text.clone()));
+            .map(|url| ask_cosign(url.clone(), text.clone(), self.transport.clone()));
         for got in futures_join_all(asks).await.into_iter().flatten() {
             if got.text == note.text {
                 for s in got.signatures {
@@ -214,12 +222,19 @@ impl Notary {
     }
 }
 
-async fn ask_cosign(url: String, text: String) -> Option<SignedNote> {
+async fn ask_cosign(
+    url: String,
+    text: String,
+    transport: ledger_client::transport::Transport,
+) -> Option<SignedNote> {
     use ledger_proto::rights::{rights_client::RightsClient, CosignRequest};
     let deadline = tokio::time::Instant::now() + COSIGN_TIMEOUT;
     loop {
         let attempt = async {
-            let mut c = RightsClient::connect(url.clone()).await.ok()?;
+            let channel = ledger_client::transport::channel(&url, &transport)
+                .await
+                .ok()?;
+            let mut c = RightsClient::new(channel);
             match c.cosign(CosignRequest { note: text.clone() }).await {
                 Ok(r) => Some(Ok(r.into_inner().note)),
                 Err(s) => Some(Err(s)),

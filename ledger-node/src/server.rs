@@ -6,9 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use ledger_proto::node::ledger_server::LedgerServer;
 
-use crate::config::{load_genesis, NodeConfig};
+use crate::config::{load_genesis, NodeConfig, TlsMode};
 use crate::ledger::Ledger;
 use crate::service::{NodeService, MAX_MESSAGE_BYTES};
+use crate::tls::{MemberKeys, Net, NodeTls};
+use ledger_client::transport::{NodeKey, PinnedClient, Pins, Transport};
 
 /// How long in-flight requests get to finish after SIGTERM before idle or slow connections are
 /// dropped. Appends are atomic, so a request cut off here was simply never acknowledged.
@@ -43,12 +45,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             config.genesis.display()
         );
     }
+    let net = node_net(&config)?;
     let ledger = match &config.raft {
         None => {
             let data_dir = config.data_dir.clone();
             tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis)).await??
         }
-        Some(raft) => start_replicated(&config, raft, genesis).await?,
+        Some(raft) => start_replicated(&config, raft, genesis, net.clone()).await?,
     };
     let head = ledger.head()?;
     tracing::info!(node = %config.node_id, jurisdiction = %config.jurisdiction, log_size = head.size, "store verified");
@@ -64,12 +67,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let service = LedgerServer::new(NodeService::new(ledger.clone(), config.clone()))
         .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let notary = Arc::new(crate::notary::Notary::open(
-        &config.data_dir,
-        &config.node_id,
-        &ledger.genesis().ledger,
-        cosigning_peers(&config),
-    )?);
+    let notary = Arc::new(
+        crate::notary::Notary::open(
+            &config.data_dir,
+            &config.node_id,
+            &ledger.genesis().ledger,
+            cosigning_peers(&config),
+        )?
+        .with_transport(cosign_transport(&config, &net, ledger.raft())),
+    );
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
     let rights = ledger_proto::rights::rights_server::RightsServer::new(
         crate::rights::RightsService::new(ledger.clone(), notary),
@@ -81,7 +87,16 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    tracing::info!(address = %config.listen, "serving");
+    // Clients are anonymous on the public port (they sign what they send); a node connecting
+    // to forward or cosign presents its certificate, which must prove its key.
+    let acceptor = match &net.tls {
+        Some(tls) => Some(tls.acceptor(PinnedClient {
+            pins: Pins::dynamic(|_| true),
+            mandatory: false,
+        })?),
+        None => None,
+    };
+    tracing::info!(address = %config.listen, tls = acceptor.is_some(), "serving");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         crate::limits::public_server()
@@ -90,12 +105,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .add_service(service)
             .add_service(rights)
             .add_service(admin)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = stop_rx.await;
-                },
-            ),
+            .serve_with_incoming_shutdown(crate::tls::incoming(listener, acceptor), async {
+                let _ = stop_rx.await;
+            }),
     );
     stop.await;
     tracing::info!("stopping: finishing in-flight requests");
@@ -119,21 +131,31 @@ async fn start_replicated(
     config: &NodeConfig,
     raft_cfg: &crate::config::RaftConfig,
     genesis: ledger_core::genesis::Genesis,
+    net: Net,
 ) -> anyhow::Result<Ledger> {
     let ids: Vec<u64> = raft_cfg.members.iter().map(|m| m.id).collect();
     // A node not among the initial members joins later: it serves its Raft service and waits
     // for an agency to add it (`ledger-client member add`); it never initialises a cluster.
     let joining = !ids.contains(&raft_cfg.id);
-    let ledger = Ledger::open_replicated(&config.data_dir, genesis, raft_cfg).await?;
+    let ledger = Ledger::open_replicated(&config.data_dir, genesis, raft_cfg, net.clone()).await?;
     let raft = ledger.raft().expect("replicated ledger").clone();
     let listener = tokio::net::TcpListener::bind(raft_cfg.listen)
         .await
         .with_context(|| format!("listening for Raft on {}", raft_cfg.listen))?;
+    // Mutual TLS: only a member's certificate gets through the handshake; each RPC is then
+    // checked against the member it claims to come from (raft::network).
+    let acceptor = match &net.tls {
+        Some(tls) => Some(tls.acceptor(PinnedClient {
+            pins: net.keys.any_member(&raft),
+            mandatory: true,
+        })?),
+        None => None,
+    };
     let service = ledger.raft_service().expect("replicated ledger");
     tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .serve_with_incoming(crate::tls::incoming(listener, acceptor))
             .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "the Raft service stopped");
@@ -147,6 +169,17 @@ async fn start_replicated(
         );
     }
     if !joining && lowest == Some(raft_cfg.id) && !raft.is_initialized().await? {
+        // The members' node keys go into the membership, so the binding of ids to keys is
+        // replicated with the log from the first entry on.
+        if net.tls.is_some() {
+            if let Some(m) = raft_cfg.members.iter().find(|m| m.node_key.is_empty()) {
+                anyhow::bail!(
+                    "member {} has no node_key in [[raft.members]]: a TLS cluster records every \
+                     member's node key when it is created",
+                    m.id
+                );
+            }
+        }
         let members: std::collections::BTreeMap<u64, crate::raft::LedgerNode> = raft_cfg
             .members
             .iter()
@@ -156,6 +189,7 @@ async fn start_replicated(
                     crate::raft::LedgerNode {
                         raft_address: m.raft_address.clone(),
                         public_address: m.public_address.clone(),
+                        node_key: m.node_key.to_ascii_lowercase(),
                     },
                 )
             })
@@ -166,6 +200,72 @@ async fn start_replicated(
         tracing::info!(members = ids.len(), "initialised a new Raft cluster");
     }
     Ok(ledger)
+}
+
+/// The node key, its certificate, and the members' keys of the config. Plaintext (loopback
+/// only, checked when the config is loaded) is logged loudly.
+fn node_net(config: &NodeConfig) -> anyhow::Result<Net> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let key = crate::notary::load_or_create_key(&config.data_dir.join("node.key"))?;
+    let public = hex::encode(key.verifying_key().to_bytes());
+    tracing::info!(node_key = %public, "node key (peers and clients pin it)");
+    let mut configured = std::collections::BTreeMap::new();
+    for m in config.raft.iter().flat_map(|r| &r.members) {
+        if let Ok(k) = ledger_client::transport::parse_node_key(&m.node_key) {
+            configured.insert(m.id, k);
+        }
+    }
+    if let Some(r) = &config.raft {
+        if let Some(mine) = configured.get(&r.id) {
+            if hex::encode(mine) != public {
+                anyhow::bail!(
+                    "[[raft.members]] lists node_key {} for this node (id {}), but its \
+                     DATA_DIR/node.key is {public}",
+                    hex::encode(mine),
+                    r.id
+                );
+            }
+        }
+    }
+    let tls = match config.tls.mode {
+        TlsMode::Tls => Some(Arc::new(NodeTls::new(
+            &key,
+            &config.certificate_names(),
+            &config.data_dir,
+        )?)),
+        TlsMode::Plaintext => {
+            tracing::warn!(
+                "[tls] mode = \"plaintext\": NOTHING on this node's ports is encrypted or \
+                 authenticated; anyone who can reach them can impersonate a member"
+            );
+            None
+        }
+    };
+    Ok(Net {
+        tls,
+        keys: MemberKeys::new(configured),
+    })
+}
+
+/// Cosigning peers must prove a member's node key (or a `[[peers]] node_key`).
+fn cosign_transport(
+    config: &NodeConfig,
+    net: &Net,
+    raft: Option<&openraft::Raft<crate::raft::TypeConfig>>,
+) -> Transport {
+    let Some(tls) = &net.tls else {
+        return Transport::Plaintext;
+    };
+    let peers: Vec<NodeKey> = config
+        .peers
+        .iter()
+        .filter_map(|p| ledger_client::transport::parse_node_key(&p.node_key).ok())
+        .collect();
+    let members = raft.map(|r| net.keys.any_member(r));
+    tls.outgoing(Pins::dynamic(move |k| {
+        peers.contains(k) || members.as_ref().is_some_and(|m| m.accepts(k))
+    }))
 }
 
 /// The public URLs of the other nodes, asked to cosign this node's checkpoints.

@@ -30,6 +30,7 @@ pub mod admin {
                 id: a.id,
                 raft_address: &a.raft_address,
                 public_address: &a.public_address,
+                node_key: &a.node_key,
             },
             Change::Promote(id) => AdminChange::Promote(*id),
             Change::Remove(id) => AdminChange::Remove(*id),

@@ -74,8 +74,42 @@ pub fn binaries() -> &'static Binaries {
             "binaries not found next to {}",
             exe.display()
         );
+        // Before any node starts: every client of this test process (the binary and the SDK)
+        // trusts the node keys the harness makes.
+        std::env::set_var("LEDGER_CLIENT_CONFIG", trust_config());
         b
     })
+}
+
+/// The client config of this test process: `[tls] node_keys` lists every node key the harness
+/// made (see [`new_node_key`]).
+pub fn trust_config() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir").into_path();
+        let path = dir.join("client.toml");
+        std::fs::write(&path, "[tls]\nnode_keys = []\n").expect("write client.toml");
+        path
+    })
+}
+
+/// Makes a node key in `data_dir/node.key` (where the node would make its own on first start),
+/// adds it to [`trust_config`], and returns its hex public key.
+pub fn new_node_key(data_dir: &Path) -> String {
+    static KEYS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    std::fs::create_dir_all(data_dir).expect("create data dir");
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    write_key(&data_dir.join("node.key"), &key);
+    let public = hex::encode(key.verifying_key().to_bytes());
+    let mut keys = KEYS.lock().expect("keys lock");
+    keys.push(public.clone());
+    let list: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    let text = format!("[tls]\nnode_keys = [{}]\n", list.join(", "));
+    // Written whole and renamed, so a client never reads half a file.
+    let tmp = trust_config().with_extension(format!("tmp{}", rand::random::<u32>()));
+    std::fs::write(&tmp, text).expect("write client.toml");
+    std::fs::rename(&tmp, trust_config()).expect("replace client.toml");
+    public
 }
 
 pub fn free_port() -> u16 {
@@ -106,6 +140,8 @@ pub fn write_key(path: &Path, key: &SigningKey) {
 pub struct TestLedger {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The node's key (hex): what clients pin.
+    pub node_key: String,
     pub child: Option<Child>,
     pub log: PathBuf,
 }
@@ -123,9 +159,12 @@ impl TestLedger {
         )
         .unwrap();
         let log = dir.path().join("node.log");
+        binaries();
+        let node_key = new_node_key(&dir.path().join("data"));
         let mut ledger = TestLedger {
             dir,
             port,
+            node_key,
             child: None,
             log,
         };
@@ -137,7 +176,7 @@ impl TestLedger {
         self.dir.path()
     }
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.port)
     }
     pub fn key_path(&self, jurisdiction: &str) -> PathBuf {
         self.path().join("keys").join(format!("{jurisdiction}.key"))
@@ -297,6 +336,18 @@ pub fn client(url: &str, args: &[&str]) -> Output {
 pub fn client_retrying(cwd: &Path, url: &str, args: &[&str]) -> Output {
     Command::new(&binaries().client)
         .current_dir(cwd)
+        .env("LEDGER_CLIENT_CONFIG", cwd.join("ledger-data").join("client.toml"))
+        .arg("--node")
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("run ledger-client")
+}
+
+/// Runs the ledger-client binary with `--node url`, trusting what `config` (a client.toml) says.
+pub fn client_with_config(config: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(&binaries().client)
+        .env("LEDGER_CLIENT_CONFIG", config)
         .arg("--node")
         .arg(url)
         .args(args)
@@ -381,6 +432,8 @@ pub struct TestCluster {
     pub ports: Vec<u16>,
     /// Where each node serves the internal Raft service.
     pub raft_ports: Vec<u16>,
+    /// Each node's key (hex), as its `[[raft.members]] node_key` says.
+    pub node_keys: Vec<String>,
     pub children: Vec<Option<Child>>,
     layout: Layout,
 }
@@ -451,13 +504,18 @@ impl TestCluster {
         let n = layout.hosts.len();
         let dir = tempfile::tempdir().expect("tempdir");
         make_genesis(dir.path(), "pcl-cluster-test");
+        binaries();
+        let node_keys: Vec<String> = (0..n)
+            .map(|i| new_node_key(&dir.path().join(format!("node-{}", i + 1))))
+            .collect();
         let mut members = String::new();
         for i in 0..n {
             members.push_str(&format!(
-                "\n[[raft.members]]\nid = {}\nraft_address = \"http://{host}:{}\"\npublic_address = \"http://{host}:{}\"\n",
+                "\n[[raft.members]]\nid = {}\nraft_address = \"https://{host}:{}\"\npublic_address = \"https://{host}:{}\"\nnode_key = \"{}\"\n",
                 i + 1,
                 layout.raft_ports[i],
                 layout.public_ports[i],
+                node_keys[i],
                 host = layout.hosts[i],
             ));
         }
@@ -475,6 +533,7 @@ impl TestCluster {
             dir,
             ports: layout.public_ports.clone(),
             raft_ports: layout.raft_ports.clone(),
+            node_keys,
             children: (0..n).map(|_| None).collect(),
             layout,
         };
@@ -501,7 +560,7 @@ impl TestCluster {
     }
 
     pub fn url(&self, i: usize) -> String {
-        format!("http://{}:{}", self.layout.hosts[i], self.ports[i])
+        format!("https://{}:{}", self.layout.hosts[i], self.ports[i])
     }
     pub fn key_path(&self, jurisdiction: &str) -> PathBuf {
         self.dir
@@ -556,9 +615,14 @@ impl TestCluster {
         let urls: Vec<String> = (0..self.ports.len())
             .map(|i| format!("\"{}\"", self.url(i)))
             .collect();
+        let keys: Vec<String> = self.node_keys.iter().map(|k| format!("\"{k}\"")).collect();
         std::fs::write(
             dir.join("ledger-data").join("client.toml"),
-            format!("endpoints = [{}]\n", urls.join(", ")),
+            format!(
+                "endpoints = [{}]\n\n[tls]\nnode_keys = [{}]\n",
+                urls.join(", "),
+                keys.join(", ")
+            ),
         )
         .unwrap();
         dir
@@ -600,6 +664,16 @@ impl TestCluster {
                     }
                 }
             });
+    }
+
+    /// Writes `lines` to a fresh JSONL file in the cluster's directory.
+    pub fn jsonl_for_test(&self, lines: &[String]) -> PathBuf {
+        let file = self
+            .dir
+            .path()
+            .join(format!("lines-{}.jsonl", rand::random::<u64>()));
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        file
     }
 
     /// Submits `lines` through node `i`, signed by `key`.

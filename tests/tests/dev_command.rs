@@ -34,7 +34,10 @@ fn dev_creates_keys_and_client_config_and_restarts_with_its_data() {
             .spawn()
             .unwrap()
     };
-    let url = format!("http://127.0.0.1:{port}");
+    // The client trusts what dev wrote in client.toml (the nodes' keys), nothing else.
+    let client_toml_path = dir.path().join("client.toml");
+    let client = |url: &str, args: &[&str]| client_with_config(&client_toml_path, url, args);
+    let url = format!("https://127.0.0.1:{port}");
     let mut dev = start();
     wait_for("dev to serve", || {
         client(&url, &["status"]).status.success()
@@ -55,7 +58,7 @@ fn dev_creates_keys_and_client_config_and_restarts_with_its_data() {
     assert_eq!(keys.len(), 3, "one checkpoint key per node");
     let client_toml = std::fs::read_to_string(dir.path().join("client.toml")).unwrap();
     for i in 0..3 {
-        let node = format!("http://127.0.0.1:{}", port + i);
+        let node = format!("https://127.0.0.1:{}", port + i);
         assert!(client_toml.contains(&node), "{client_toml}");
         wait_for("a leader, seen from every node", || {
             let status = client(&node, &["--json", "status"]);
@@ -73,9 +76,11 @@ fn dev_creates_keys_and_client_config_and_restarts_with_its_data() {
         .build()
         .unwrap()
         .block_on(async {
-            let channel = tonic::transport::Channel::from_shared(url.clone())
+            let transport = ledger_client::transport::ClientTrust::load(&client_toml_path)
                 .unwrap()
-                .connect()
+                .transport_for(&url)
+                .unwrap();
+            let channel = ledger_client::transport::channel(&url, &transport)
                 .await
                 .unwrap();
             let mut health = tonic_health::pb::health_client::HealthClient::new(channel);

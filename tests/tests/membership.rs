@@ -51,11 +51,12 @@ fn an_agency_adds_promotes_and_removes_members() {
             .unwrap()
             .clone();
         members.push_str(&format!(
-            "\n[[raft.members]]\nid = {me}\nraft_address = {}\npublic_address = {}\n",
-            node["raft_address"], node["address"]
+            "\n[[raft.members]]\nid = {me}\nraft_address = {}\npublic_address = {}\nnode_key = \"{}\"\n",
+            node["raft_address"], node["address"], cluster.node_keys[i]
         ));
     }
     let dir = cluster.dir.path();
+    let key4 = new_node_key(&dir.join("node-4"));
     std::fs::write(
         dir.join("node-4.toml"),
         format!("node_id = \"node-4\"\njurisdiction = \"CN-33\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"node-4\"\ngenesis = \"genesis.toml\"\n\n[raft]\nid = 4\nlisten = \"127.0.0.1:{raft}\"\n{members}"),
@@ -71,7 +72,7 @@ fn an_agency_adds_promotes_and_removes_members() {
             .spawn()
             .unwrap(),
     );
-    let url4 = format!("http://127.0.0.1:{port}");
+    let url4 = format!("https://127.0.0.1:{port}");
     wait_for("node 4 to serve", || {
         client(&url4, &["status"]).status.success()
     });
@@ -88,7 +89,7 @@ fn an_agency_adds_promotes_and_removes_members() {
             .status
             .success()
     );
-    let raft4 = format!("http://127.0.0.1:{raft}");
+    let raft4 = format!("https://127.0.0.1:{raft}");
     let add = |key: &str, via: &str| {
         client(
             via,
@@ -104,6 +105,8 @@ fn an_agency_adds_promotes_and_removes_members() {
                 &raft4,
                 "--public-address",
                 &url4,
+                "--node-key",
+                &key4,
             ],
         )
     };

@@ -83,6 +83,11 @@ pub struct LedgerNode {
     /// config answers then.
     #[serde(default)]
     pub public_address: String,
+    /// The member's node key (hex ed25519 public key): the only certificate key its peers accept
+    /// from it. Empty in a membership written before node keys; `[[raft.members]] node_key`
+    /// answers then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_key: String,
 }
 
 impl std::fmt::Display for LedgerNode {
@@ -333,6 +338,7 @@ mod tests {
         let n: LedgerNode = serde_json::from_str(old).unwrap();
         assert_eq!(n.raft_address, "http://127.0.0.1:7200");
         assert_eq!(n.public_address, "");
+        assert_eq!(n.node_key, "");
     }
 
     fn entry(index: u64, req: LedgerRequest) -> openraft::Entry<TypeConfig> {

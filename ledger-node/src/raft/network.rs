@@ -29,9 +29,12 @@ use super::{LedgerStateMachine, NodeId, TypeConfig};
 /// payload, so the leader never sends more than a follower accepts).
 pub const MAX_RAFT_MESSAGE_BYTES: usize = crate::limits::MAX_RAFT_MESSAGE_BYTES;
 
-/// Creates one connection per peer; connections are made lazily and re-made by tonic.
+/// Creates one connection per peer; connections are made lazily and re-made by tonic. Over
+/// TLS each connection accepts only the target's node key and presents this node's.
 #[derive(Clone, Default)]
-pub struct GrpcNetwork;
+pub struct GrpcNetwork {
+    pub net: crate::tls::Net,
+}
 
 pub struct PeerConnection {
     target: NodeId,
@@ -42,17 +45,23 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &LedgerNode) -> PeerConnection {
-        let client = Channel::from_shared(node.raft_address.clone())
-            .map(|endpoint| {
-                RaftClient::new(endpoint.connect_lazy())
+        let client = self
+            .net
+            .to_member(target, node)
+            .and_then(|transport| {
+                ledger_client::transport::channel_lazy(&node.raft_address, &transport).map_err(
+                    |e| {
+                        format!(
+                            "peer {target} has an invalid address {:?}: {e}",
+                            node.raft_address
+                        )
+                    },
+                )
+            })
+            .map(|channel| {
+                RaftClient::new(channel)
                     .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            })
-            .map_err(|e| {
-                format!(
-                    "peer {target} has an invalid address {:?}: {e}",
-                    node.raft_address
-                )
             });
         PeerConnection { target, client }
     }
@@ -126,9 +135,11 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     }
 }
 
-/// The server side: a peer's RPC handed to the local Raft.
+/// The server side: a peer's RPC handed to the local Raft, only from a member speaking for
+/// itself.
 pub struct RaftService {
     raft: openraft::Raft<TypeConfig>,
+    net: crate::tls::Net,
     /// Checks a received snapshot before openraft is given it.
     state: LedgerStateMachine,
     /// The snapshot being received: chunks arrive in order, one stream at a time.
@@ -146,11 +157,13 @@ impl RaftService {
     pub fn server(
         raft: openraft::Raft<TypeConfig>,
         state: LedgerStateMachine,
+        net: crate::tls::Net,
     ) -> raft_server::RaftServer<RaftService> {
         raft_server::RaftServer::new(RaftService {
             raft,
             state,
             receiving: tokio::sync::Mutex::default(),
+            net,
         })
         .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
@@ -222,6 +235,51 @@ impl RaftService {
         });
         task.await.map_err(internal)?
     }
+
+    /// The members the connection's certificate belongs to (checked before anything is
+    /// decoded). Plaintext mode (loopback only) has no identities to check.
+    fn caller(&self, request: &tonic::Request<RaftPayload>) -> Result<Caller, tonic::Status> {
+        if self.net.tls.is_none() {
+            return Ok(Caller::Unchecked);
+        }
+        let key = request
+            .extensions()
+            .get::<crate::tls::PeerInfo>()
+            .and_then(|p| p.key)
+            .ok_or_else(|| {
+                tonic::Status::permission_denied("Raft RPCs need a member's client certificate")
+            })?;
+        let ids = self.net.keys.members_with(&self.raft, &key);
+        if ids.is_empty() {
+            return Err(tonic::Status::permission_denied(format!(
+                "node key {} is not a member's",
+                hex::encode(key)
+            )));
+        }
+        Ok(Caller::Members(ids))
+    }
+}
+
+/// Who sent a Raft RPC, as the connection proves it.
+enum Caller {
+    Unchecked,
+    Members(Vec<NodeId>),
+}
+
+impl Caller {
+    /// A member may only speak as itself: the leader or candidate id of the message must be
+    /// the member whose key the connection proved.
+    fn may_claim(&self, claimed: NodeId) -> Result<(), tonic::Status> {
+        match self {
+            Caller::Members(ids) if !ids.contains(&claimed) => {
+                tracing::warn!(claimed, members = ?ids, "a Raft RPC claimed another member's id");
+                Err(tonic::Status::permission_denied(format!(
+                    "this connection belongs to member {ids:?}, not to member {claimed}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 type InstallSnapshotReply =
@@ -267,7 +325,9 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let caller = self.caller(&request)?;
         let (req, json): (AppendEntriesRequest<TypeConfig>, _) = decode(request.into_inner())?;
+        caller.may_claim(req.vote.leader_id().node_id)?;
         encode(&self.raft.append_entries(req).await, json)
     }
 
@@ -275,7 +335,9 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let caller = self.caller(&request)?;
         let (req, json): (VoteRequest<NodeId>, _) = decode(request.into_inner())?;
+        caller.may_claim(req.vote.leader_id().node_id)?;
         encode(&self.raft.vote(req).await, json)
     }
 
@@ -283,7 +345,9 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let caller = self.caller(&request)?;
         let (req, json): (InstallSnapshotRequest<TypeConfig>, _) = decode(request.into_inner())?;
+        caller.may_claim(req.vote.leader_id().node_id)?;
         check_chunk_bounds(req.offset, req.data.len())?;
         let vote = self
             .raft
@@ -348,13 +412,13 @@ mod tests {
         let raft = openraft::Raft::new(
             id,
             Arc::new(config("pcl-raft", crate::raft::SNAPSHOT_EVERY_ENTRIES).unwrap()),
-            GrpcNetwork,
+            GrpcNetwork::default(),
             log,
             sm.clone(),
         )
         .await
         .unwrap();
-        let server = RaftService::server(raft.clone(), sm);
+        let server = RaftService::server(raft.clone(), sm, crate::tls::Net::default());
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(server)
@@ -452,6 +516,7 @@ mod tests {
                 LedgerNode {
                     raft_address: format!("http://{}", l.local_addr().unwrap()),
                     public_address: String::new(),
+                    node_key: String::new(),
                 },
             );
             listeners.push(l);

@@ -1,0 +1,334 @@
+//! The node's transport identity: its ed25519 node key (`DATA_DIR/node.key`, the same key that
+//! signs its checkpoints), a self-signed certificate over it made at start-up, and the TLS
+//! servers of the public and Raft ports. Peers are pinned by node key (the Raft membership
+//! carries each member's), not by a certificate authority: see ARCHITECTURE.md, "Trust model:
+//! transport".
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ed25519_dalek::SigningKey;
+use ledger_client::transport::{self, Identity, NodeKey, PinnedClient, Pins, Transport};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::raft::{LedgerNode, NodeId, TypeConfig};
+
+/// A connection must finish its TLS handshake within this, so a silent client cannot hold a
+/// handshake slot.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress per port at once; more connections wait in the kernel's backlog.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+/// PKCS#8 v1 (RFC 8410) of an ed25519 key, before its 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The node's certificate and key, made from its node key.
+pub struct NodeTls {
+    pub public_key: NodeKey,
+    identity: Arc<Identity>,
+}
+
+impl NodeTls {
+    /// Makes the self-signed certificate of `key` for the names `sans` (IPs or DNS names), and
+    /// writes it to `DATA_DIR/node.crt` for operators and clients that pin by certificate file.
+    pub fn new(key: &SigningKey, sans: &[String], data_dir: &Path) -> anyhow::Result<NodeTls> {
+        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+        pkcs8.extend_from_slice(key.as_bytes());
+        let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8);
+        let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
+            .context("the node key as a certificate key")?;
+        let params = rcgen::CertificateParams::new(sans.to_vec())
+            .context("the certificate's names ([tls] names)")?;
+        let cert = params
+            .self_signed(&key_pair)
+            .context("signing the node certificate")?;
+        let path = data_dir.join("node.crt");
+        std::fs::write(&path, pem_certificate(cert.der()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(NodeTls {
+            public_key: key.verifying_key().to_bytes(),
+            identity: Arc::new(Identity {
+                cert: cert.der().clone(),
+                key: PrivateKeyDer::Pkcs8(pkcs8),
+            }),
+        })
+    }
+
+    /// Connections this node opens to peers pinned by `pins`, presenting its own certificate.
+    pub fn outgoing(&self, pins: Pins) -> Transport {
+        Transport::Tls {
+            pins,
+            identity: Some(self.identity.clone()),
+        }
+    }
+
+    /// A TLS server: peers must present a pinned certificate when `clients` is mandatory.
+    pub fn acceptor(&self, clients: PinnedClient) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        let mut config = rustls::ServerConfig::builder_with_provider(transport::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(Arc::new(clients))
+            .with_single_cert(
+                vec![self.identity.cert.clone()],
+                self.identity.key.clone_key(),
+            )
+            .context("the node certificate")?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// PEM (RFC 7468) of a DER certificate: base64 in lines of 64 characters.
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// What the server knows about the other end of a connection (in each request's extensions).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The node key the peer proved in the TLS handshake; `None` in plaintext or without a
+    /// client certificate.
+    pub key: Option<NodeKey>,
+    pub remote: Option<SocketAddr>,
+}
+
+/// One accepted connection, plaintext or TLS.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = PeerInfo;
+    fn connect_info(&self) -> PeerInfo {
+        match self {
+            Conn::Plain(s) => PeerInfo {
+                key: None,
+                remote: s.peer_addr().ok(),
+            },
+            Conn::Tls(s) => {
+                let (tcp, session) = s.get_ref();
+                PeerInfo {
+                    key: session
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c: &CertificateDer<'_>| transport::cert_key(c).ok()),
+                    remote: tcp.peer_addr().ok(),
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type Incoming = tokio_stream::wrappers::ReceiverStream<std::io::Result<Conn>>;
+
+/// The connections of `listener` as tonic's incoming stream: each TLS handshake runs on its
+/// own task (bounded by [`HANDSHAKE_TIMEOUT`] and [`MAX_PENDING_HANDSHAKES`]), and a failed
+/// one is logged and dropped without reaching the gRPC server.
+pub fn incoming(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Incoming {
+    let (tx, rx) = tokio::sync::mpsc::channel(MAX_PENDING_HANDSHAKES);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
+    tokio::spawn(async move {
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (tcp, remote) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection");
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let tx = tx.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let conn = match tls {
+                    None => Conn::Plain(tcp),
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(s)) => Conn::Tls(Box::new(s)),
+                            Ok(Err(e)) => {
+                                tracing::warn!(%remote, error = %e, "TLS handshake refused");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::warn!(%remote, "TLS handshake timed out");
+                                return;
+                            }
+                        }
+                    }
+                };
+                drop(slot);
+                let _ = tx.send(Ok(conn)).await;
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Node keys of the members: the Raft membership's (`LedgerNode::node_key`), else the
+/// `[[raft.members]] node_key` of the config (memberships written before node keys existed).
+#[derive(Clone, Default)]
+pub struct MemberKeys {
+    configured: BTreeMap<NodeId, NodeKey>,
+}
+
+impl MemberKeys {
+    pub fn new(configured: BTreeMap<NodeId, NodeKey>) -> MemberKeys {
+        MemberKeys { configured }
+    }
+
+    pub fn key_of(&self, id: NodeId, node: &LedgerNode) -> Option<NodeKey> {
+        transport::parse_node_key(&node.node_key)
+            .ok()
+            .or_else(|| self.configured.get(&id).copied())
+    }
+
+    /// The members whose node key is `key`: of the current membership, or, while this node
+    /// has none yet (a new cluster, or a node waiting to be added), of its config.
+    pub fn members_with(&self, raft: &openraft::Raft<TypeConfig>, key: &NodeKey) -> Vec<NodeId> {
+        let m = raft.metrics().borrow().membership_config.clone();
+        if m.membership().nodes().next().is_none() {
+            return self
+                .configured
+                .iter()
+                .filter(|(_, k)| *k == key)
+                .map(|(id, _)| *id)
+                .collect();
+        }
+        m.membership()
+            .nodes()
+            .filter(|(id, n)| self.key_of(**id, n).as_ref() == Some(key))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Pins accepting the node key of any member (as [`MemberKeys::members_with`] finds them).
+    pub fn any_member(&self, raft: &openraft::Raft<TypeConfig>) -> Pins {
+        let raft = raft.clone();
+        let keys = self.clone();
+        Pins::dynamic(move |k| !keys.members_with(&raft, k).is_empty())
+    }
+
+    /// Pins accepting exactly the node key of member `id` (`node` as the membership has it).
+    pub fn exactly(&self, id: NodeId, node: &LedgerNode) -> Option<Pins> {
+        self.key_of(id, node).map(|k| Pins::keys([k]))
+    }
+}
+
+/// How this node reaches its peers: plaintext (`[tls] mode = "plaintext"`, loopback only), or
+/// mutual TLS pinned to the member's node key.
+#[derive(Clone, Default)]
+pub struct Net {
+    pub tls: Option<Arc<NodeTls>>,
+    pub keys: MemberKeys,
+}
+
+impl Net {
+    /// The transport to member `id` (`node` as the membership records it).
+    pub fn to_member(&self, id: NodeId, node: &LedgerNode) -> Result<Transport, String> {
+        let Some(tls) = &self.tls else {
+            return Ok(Transport::Plaintext);
+        };
+        let pins = self.keys.exactly(id, node).ok_or_else(|| {
+            format!(
+                "member {id} has no node key in the membership or in [[raft.members]]; add its \
+                 node_key to this node's config"
+            )
+        })?;
+        Ok(tls.outgoing(pins))
+    }
+
+    /// The transport to member `id` of the current membership.
+    pub fn to_current(
+        &self,
+        raft: &openraft::Raft<TypeConfig>,
+        id: NodeId,
+    ) -> Result<Transport, String> {
+        let node = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned()
+            .unwrap_or_default();
+        self.to_member(id, &node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_certificate_carries_the_node_key_and_its_pem_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let tls =
+            NodeTls::new(&key, &["127.0.0.1".into(), "localhost".into()], dir.path()).unwrap();
+        assert_eq!(tls.public_key, key.verifying_key().to_bytes());
+        assert_eq!(
+            transport::cert_key(&tls.identity.cert).unwrap(),
+            tls.public_key
+        );
+        let from_file = transport::key_of_cert_file(&dir.path().join("node.crt")).unwrap();
+        assert_eq!(from_file, tls.public_key);
+    }
+}

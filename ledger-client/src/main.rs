@@ -731,6 +731,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .and_then(|n| ledger_core::checkpoint::Checkpoint::parse_body(&n.text).ok())
             });
             let forks = cp.as_ref().map_or(0, |c| c.forks.len());
+            let forks_dropped = cp.as_ref().map_or(0, |c| c.forks_dropped);
             // Each member's own view: its state and how far it has applied.
             let mut nodes = Vec::new();
             for m in &s.raft_members {
@@ -781,6 +782,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "verifier": cp.as_ref().map(|c| c.verifier.clone()),
                         })),
                         "forks": forks,
+                        "forks_dropped": forks_dropped,
                     })
                 );
             } else {
@@ -800,6 +802,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 if forks > 0 {
                     println!("ALARM     this node holds evidence of {forks} conflicting checkpoint(s): run `ledger-client audit`");
+                }
+                if forks_dropped > 0 {
+                    println!("ALARM     {forks_dropped} more conflicting note(s) seen beyond the evidence limits (counted, not kept)");
                 }
                 if nodes.is_empty() {
                     println!("members   {}", s.members.join(", "));

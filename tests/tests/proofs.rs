@@ -430,3 +430,74 @@ fn nodes_agree_in_an_audit_and_a_conflicting_checkpoint_is_refused_and_reported(
     assert_eq!(report["agree"], false);
     assert_eq!(report["nodes"][0]["forks"].as_array().unwrap().len(), 1);
 }
+
+/// Node 1 holds a wrong key for node 3 in its trust file (as if node 3 answered with a
+/// cosignature that does not verify): node 3's cosignatures are left out, not added, and the
+/// statements of node 1 still verify with the quorum of node 1 and node 2.
+#[test]
+fn a_cosignature_that_does_not_verify_is_left_out_and_statements_still_verify() {
+    let cluster = cluster();
+    let real_trust = std::fs::read_to_string(cluster.trust_path()).unwrap();
+    let carried = tempfile::tempdir().unwrap();
+    let verifier_trust = carried.path().join("trust.txt");
+    std::fs::write(&verifier_trust, &real_trust).unwrap();
+    // The nodes' trust file now names another key for node-3.
+    let wrong = ledger_core::checkpoint::NoteKey::new(
+        "node-3",
+        ledger_core::event::PublicKeyBytes(
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+                .verifying_key()
+                .to_bytes(),
+        ),
+    )
+    .unwrap();
+    let lines: Vec<String> = real_trust
+        .lines()
+        .map(|l| {
+            if l.contains(" node-3+") {
+                format!("CN-44 {}", wrong.verifier_string())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(cluster.trust_path(), lines.join("\n") + "\n").unwrap();
+
+    let agency = cluster.key_path("CN-44");
+    let out = cluster.submit(0, &agency, &[person("W-L", "CN-44")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let size = cluster.status(0).unwrap()["log_size"].as_u64().unwrap();
+    for i in 0..3 {
+        wait_for("every node to apply the log", || {
+            cluster.status(i).and_then(|s| s["log_size"].as_u64()) == Some(size)
+        });
+    }
+    let file = carried.path().join("statement.json");
+    let f = file.to_str().unwrap();
+    let a = agency.to_str().unwrap();
+    ok(&client(
+        &cluster.url(0),
+        &["--json", "statement", "W-L", "--key", a, "--out", f],
+    ));
+    let v = ok(&client(
+        &cluster.url(0),
+        &[
+            "--json",
+            "verify",
+            f,
+            "--trust",
+            verifier_trust.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(v["valid"], true);
+    assert_eq!(
+        v["signed_by"],
+        serde_json::json!(["node-1", "node-2"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["contents_signed_by"],
+        serde_json::json!(["node-1", "node-2"]),
+        "{v}"
+    );
+}

@@ -103,6 +103,11 @@ fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// The subject a read token for the receipt proof of `event_id` signs.
+pub fn proof_subject(event_id: &Hash32) -> String {
+    format!("proof:{}", event_id.to_hex())
+}
+
 /// A read token: proof that the caller holds `key`, bound to `subject` and the current time.
 pub fn read_token(key: &SigningKey, subject: &str) -> pb::ReadToken {
     let issued_at = now_unix();
@@ -292,31 +297,28 @@ impl Client {
             .into_inner())
     }
 
-    /// The receipt proof of an event, checked here against the keys that signed its checkpoint:
-    /// (index, stamp, checkpoint note). `trusted` empty accepts the node's own signature.
+    /// The receipt proof of an event, read with `key` and checked here against a quorum of the
+    /// trusted node keys: (index, stamp, checkpoint note).
     pub async fn proof(
         &mut self,
         event_id: &Hash32,
-        trusted: &[ledger_core::checkpoint::NoteKey],
+        key: &SigningKey,
+        trust: &ledger_core::checkpoint::Trust,
     ) -> Result<(u64, String, String), ClientError> {
         use ledger_core::checkpoint::{Checkpoint, SignedNote};
         let r = self
             .rights
             .proof(rights_pb::ProofRequest {
                 event_id: event_id.0.to_vec(),
+                token: Some(read_token(key, &proof_subject(event_id))),
             })
             .await?
             .into_inner();
         let bad = |m: String| ClientError::Invalid(format!("the proof of {event_id} fails: {m}"));
         let note = SignedNote::parse(&r.checkpoint).map_err(|e| bad(e.to_string()))?;
-        if !trusted.is_empty()
-            && note
-                .verify(trusted)
-                .map_err(|e| bad(e.to_string()))?
-                .is_empty()
-        {
-            return Err(bad("no trusted node signed its checkpoint".into()));
-        }
+        trust
+            .verify_quorum(&note, "its checkpoint")
+            .map_err(|e| bad(e.0))?;
         let cp = Checkpoint::parse_body(&note.text).map_err(|e| bad(e.to_string()))?;
         let stamp: ledger_core::time::Instant = r
             .appended_at

@@ -107,10 +107,14 @@ enum Command {
     Verify {
         /// The statement file.
         file: PathBuf,
-        /// Trusted node keys: one C2SP verifier key per line (`ledger-node dev` writes
-        /// ledger-data/trust.txt).
+        /// Trusted node keys: `JURISDICTION name+keyid+base64key` per line (or the older bare
+        /// key per line); `ledger-node dev` writes ledger-data/trust.txt.
         #[arg(long)]
         trust: PathBuf,
+        /// Trusted node signatures needed on the checkpoint and on the statement's contents
+        /// [default: a majority of the keys in the trust file].
+        #[arg(long)]
+        quorum: Option<usize>,
         /// Date of the recomputed entitlement (YYYY-MM-DD) [default: today].
         #[arg(long)]
         as_of: Option<String>,
@@ -125,13 +129,21 @@ enum Command {
         #[arg(long)]
         trust: Option<PathBuf>,
     },
-    /// The receipt proof of an event: its index, its inclusion proof and a cosigned checkpoint
-    /// that includes it, checked here (against --trust when given).
+    /// The receipt proof of an event: its index, its inclusion proof and a checkpoint that
+    /// includes it, checked here against a quorum of the trusted node keys.
     Proof {
         /// The event id (64 hex digits), as `submit` printed it.
         event_id: String,
+        /// A key that may read the event: an agency key, a key that signed it, or the key of a
+        /// worker it names.
+        #[arg(long)]
+        key: PathBuf,
+        /// Trusted node keys [default: ./ledger-data/trust.txt].
         #[arg(long)]
         trust: Option<PathBuf>,
+        /// Trusted node signatures needed on the checkpoint [default: a majority].
+        #[arg(long)]
+        quorum: Option<usize>,
     },
     /// Coverage indicators of a month (rules.md §4): insured workers and coverage rates by
     /// scheme and by jurisdiction, sex, age band, hukou and contract form; small cells suppressed.
@@ -283,6 +295,26 @@ fn session(cli_node: &Option<String>) -> anyhow::Result<Session> {
         retry::endpoints(cli_node.as_deref()),
         retry_for,
     )?)
+}
+
+/// The trust file (`--trust`, else the one `ledger-node dev` writes) with the quorum asked for.
+fn load_trust(
+    path: Option<&PathBuf>,
+    quorum: Option<usize>,
+) -> anyhow::Result<ledger_core::checkpoint::Trust> {
+    let default = PathBuf::from("ledger-data/trust.txt");
+    let path = match path {
+        Some(p) => p,
+        None if default.exists() => &default,
+        None => bail!("no trust file: pass --trust FILE (the node keys you trust, e.g. ledger-data/trust.txt)"),
+    };
+    let trust = ledger_client::proofs::load_trust_file(path)?;
+    Ok(match quorum {
+        Some(q) => trust
+            .with_quorum(q)
+            .map_err(|e| anyhow::anyhow!("--quorum: {}", e.0))?,
+        None => trust,
+    })
 }
 
 /// A client connected to the first endpoint that answers.
@@ -440,8 +472,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { file, trust, as_of } => {
-            let trusted = ledger_client::proofs::load_trust(trust)?;
+        Command::Verify {
+            file,
+            trust,
+            quorum,
+            as_of,
+        } => {
+            let trusted = load_trust(Some(trust), *quorum)?;
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let proven = match ledger_client::proofs::verify_statement(&text, &trusted) {
@@ -465,17 +502,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             // The proofs stand on their own; an entitlement that cannot be recomputed (say, the
             // person's registration was voided) is reported, not a verification failure.
-            let (entitlement, not_recomputed) = if proven.complete {
+            let (entitlement, not_recomputed) =
                 match ledger_client::proofs::recompute(&proven, as_of) {
                     Ok(e) => (Some(e), None),
                     Err(e) => (None, Some(e.to_string())),
-                }
-            } else {
-                (
-                    None,
-                    Some("the statement does not hold the worker's whole history".to_string()),
-                )
-            };
+                };
+            let signers: Vec<String> = proven
+                .signed_by
+                .iter()
+                .map(|n| trusted.describe(n))
+                .collect();
             if cli.json {
                 let events: Vec<serde_json::Value> = proven
                     .events
@@ -493,19 +529,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json!({"valid": true, "worker": proven.worker,
                            "checkpoint": {"origin": proven.checkpoint.origin, "size": proven.checkpoint.size,
                                           "root": proven.checkpoint.root.to_hex()},
-                           "signed_by": proven.signed_by, "complete": proven.complete,
+                           "signed_by": proven.signed_by, "contents_signed_by": proven.contents_signed_by,
+                           "quorum": trusted.quorum, "complete": true,
                            "events": events, "entitlement": entitlement,
                            "entitlement_not_recomputed": not_recomputed})
                 );
             } else {
                 println!(
-                    "VALID: statement of worker {} — {} event(s) in ledger {} (checkpoint at {} events, root {}), signed by {}",
+                    "VALID: statement of worker {} — all {} of their event(s) in ledger {} (checkpoint at {} events, root {}), signed by {} ({} of {} trusted keys, {} needed)",
                     proven.worker,
                     proven.events.len(),
                     proven.checkpoint.origin,
                     proven.checkpoint.size,
                     &proven.checkpoint.root.to_hex()[..16],
-                    proven.signed_by.join(", ")
+                    signers.join(", "),
+                    signers.len(),
+                    trusted.nodes.len(),
+                    trusted.quorum
                 );
                 for e in &proven.events {
                     println!(
@@ -573,15 +613,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Proof { event_id, trust } => {
+        Command::Proof {
+            event_id,
+            key,
+            trust,
+            quorum,
+        } => {
             let id =
                 ledger_core::event::Hash32::from_hex(event_id).map_err(|e| anyhow::anyhow!(e))?;
-            let trusted = match trust {
-                Some(t) => ledger_client::proofs::load_trust(t)?,
-                None => Vec::new(),
-            };
+            let trusted = load_trust(trust.as_ref(), *quorum)?;
+            let key = keys::load(key)?;
             let mut client = connect(&cli.node).await?;
-            let (index, appended_at, checkpoint) = client.proof(&id, &trusted).await?;
+            let (index, appended_at, checkpoint) = client.proof(&id, &key, &trusted).await?;
             if cli.json {
                 println!(
                     "{}",
@@ -741,6 +784,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .and_then(|n| ledger_core::checkpoint::Checkpoint::parse_body(&n.text).ok())
             });
             let forks = cp.as_ref().map_or(0, |c| c.forks.len());
+            let forks_dropped = cp.as_ref().map_or(0, |c| c.forks_dropped);
             // Each member's own view: its state and how far it has applied.
             let mut nodes = Vec::new();
             for m in &s.raft_members {
@@ -791,6 +835,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "verifier": cp.as_ref().map(|c| c.verifier.clone()),
                         })),
                         "forks": forks,
+                        "forks_dropped": forks_dropped,
                     })
                 );
             } else {
@@ -810,6 +855,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 if forks > 0 {
                     println!("ALARM     this node holds evidence of {forks} conflicting checkpoint(s): run `ledger-client audit`");
+                }
+                if forks_dropped > 0 {
+                    println!("ALARM     {forks_dropped} more conflicting note(s) seen beyond the evidence limits (counted, not kept)");
                 }
                 if nodes.is_empty() {
                     println!("members   {}", s.members.join(", "));

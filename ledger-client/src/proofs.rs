@@ -1,6 +1,6 @@
 //! Offline verification of statements, trust files, and the audit of checkpoints across nodes.
 
-use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote};
+use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
 use ledger_core::log_tree::verify_consistency;
 use ledger_core::projection::Published;
 use ledger_core::rulebook::Rulebook;
@@ -10,31 +10,22 @@ use ledger_core::time::Date;
 
 use crate::{Client, ClientError};
 
-/// Reads a trust file: one C2SP verifier key (`name+keyid+base64key`) per line; `#` comments.
-pub fn load_trust(path: &std::path::Path) -> Result<Vec<NoteKey>, ClientError> {
+/// Reads a trust file (see [`Trust`]: `JURISDICTION name+keyid+base64key` per line, or the
+/// older bare key per line; `#` comments). The quorum is a majority of its keys.
+pub fn load_trust_file(path: &std::path::Path) -> Result<Trust, ClientError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ClientError::Key(format!("cannot read trust file {}: {e}", path.display())))?;
-    let keys: Vec<NoteKey> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            NoteKey::parse_verifier(l)
-                .map_err(|e| ClientError::Key(format!("{}: {e}", path.display())))
-        })
-        .collect::<Result<_, _>>()?;
-    if keys.is_empty() {
-        return Err(ClientError::Key(format!(
-            "{} lists no node key",
-            path.display()
-        )));
-    }
-    Ok(keys)
+    Trust::parse(&text).map_err(|e| ClientError::Key(format!("{}: {}", path.display(), e.0)))
 }
 
-/// Verifies a statement file's content against trusted keys, fully offline.
-pub fn verify_statement(text: &str, trusted: &[NoteKey]) -> Result<Proven, ClientError> {
-    statement::verify(text, trusted).map_err(|e| ClientError::Invalid(e.to_string()))
+/// The trust file's keys, for a caller that needs no quorum (audit).
+pub fn load_trust(path: &std::path::Path) -> Result<Vec<NoteKey>, ClientError> {
+    Ok(load_trust_file(path)?.keys())
+}
+
+/// Verifies a statement file's content against a quorum of trusted keys, fully offline.
+pub fn verify_statement(text: &str, trust: &Trust) -> Result<Proven, ClientError> {
+    statement::verify(text, trust).map_err(|e| ClientError::Invalid(e.to_string()))
 }
 
 /// The entitlement recomputed from a statement's proven events (and the parameters it carries),

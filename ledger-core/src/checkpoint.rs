@@ -264,6 +264,138 @@ impl SignedNote {
     }
 }
 
+/// One trusted node key and the jurisdiction whose agency runs the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedNode {
+    pub key: NoteKey,
+    /// `None` for a key listed in the old one-key-per-line form.
+    pub jurisdiction: Option<String>,
+}
+
+/// The node keys a verifier trusts, and how many of them must sign a note for it to count.
+///
+/// Text form, one node per line (`#` starts a comment): `JURISDICTION name+keyid+base64key`,
+/// or the older bare `name+keyid+base64key`. A key or name listed twice is refused: it would
+/// let one key count twice towards the quorum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    pub nodes: Vec<TrustedNode>,
+    /// Distinct trusted signatures a checkpoint or statement needs.
+    pub quorum: usize,
+}
+
+impl Trust {
+    /// Parses a trust file; the quorum is a majority of its keys.
+    pub fn parse(text: &str) -> Result<Trust, NoteError> {
+        let mut nodes: Vec<TrustedNode> = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = |e: NoteError| NoteError(format!("line {}: {}", n + 1, e.0));
+            let (jurisdiction, verifier) = match line.split_once(char::is_whitespace) {
+                Some((j, v)) => {
+                    crate::jurisdiction::Jurisdiction::new(j.to_string())
+                        .map_err(|e| at(NoteError(e.0)))?;
+                    (Some(j.to_string()), v.trim())
+                }
+                None => (None, line),
+            };
+            let key = NoteKey::parse_verifier(verifier).map_err(at)?;
+            if nodes
+                .iter()
+                .any(|t| t.key.name == key.name || t.key.public_key == key.public_key)
+            {
+                return Err(at(NoteError(format!(
+                    "node {} or its key is listed twice",
+                    key.name
+                ))));
+            }
+            nodes.push(TrustedNode { key, jurisdiction });
+        }
+        if nodes.is_empty() {
+            return err("the trust file lists no node key");
+        }
+        let quorum = nodes.len() / 2 + 1;
+        Ok(Trust { nodes, quorum })
+    }
+
+    /// The same keys with another quorum (`--quorum`), between 1 and the number of keys.
+    pub fn with_quorum(mut self, quorum: usize) -> Result<Trust, NoteError> {
+        if quorum == 0 || quorum > self.nodes.len() {
+            return err(format!(
+                "a quorum of {quorum} is impossible with {} trusted node key(s)",
+                self.nodes.len()
+            ));
+        }
+        self.quorum = quorum;
+        Ok(self)
+    }
+
+    pub fn keys(&self) -> Vec<NoteKey> {
+        self.nodes.iter().map(|n| n.key.clone()).collect()
+    }
+
+    /// `name (JURISDICTION)`, or the name alone when the trust file does not say.
+    pub fn describe(&self, name: &str) -> String {
+        match self
+            .nodes
+            .iter()
+            .find(|n| n.key.name == name)
+            .and_then(|n| n.jurisdiction.as_deref())
+        {
+            Some(j) => format!("{name} ({j})"),
+            None => name.to_string(),
+        }
+    }
+
+    /// The trust file text (new form where jurisdictions are known).
+    pub fn format(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| match &n.jurisdiction {
+                Some(j) => format!("{j} {}\n", n.key.verifier_string()),
+                None => format!("{}\n", n.key.verifier_string()),
+            })
+            .collect()
+    }
+
+    /// The names of the trusted signers of `note`, when they reach the quorum. `what` names the
+    /// note in the reason ("its checkpoint"). Every signature line must be by a trusted key: a
+    /// line that cannot be checked could be anything, so it is refused rather than skipped.
+    pub fn verify_quorum(&self, note: &SignedNote, what: &str) -> Result<Vec<String>, NoteError> {
+        let keys = self.keys();
+        for s in &note.signatures {
+            if !keys.iter().any(|k| k.name == s.name && k.id() == s.key_id) {
+                return err(format!(
+                    "{what} carries a signature by {:?}, a key not in the trust file (add that node's key to the trust file)",
+                    s.name
+                ));
+            }
+        }
+        let signed = note.verify(&keys)?;
+        if signed.len() < self.quorum {
+            let who = if signed.is_empty() {
+                "no trusted node".to_string()
+            } else {
+                signed
+                    .iter()
+                    .map(|n| self.describe(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return err(format!(
+                "{what} is signed by {who}: {} of the {} trusted node keys, {} needed (a quorum; see --quorum)",
+                signed.len(),
+                self.nodes.len(),
+                self.quorum
+            ));
+        }
+        Ok(signed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +464,72 @@ mod tests {
             let direct = Checkpoint::parse_body(bad);
             assert!(parsed.is_err() || direct.is_err(), "{bad:?}");
         }
+    }
+
+    fn trust_of(seeds: &[u8]) -> Trust {
+        let text: String = seeds
+            .iter()
+            .map(|s| {
+                let k = NoteKey::new(
+                    &format!("n{s}"),
+                    PublicKeyBytes(key(*s).verifying_key().to_bytes()),
+                )
+                .unwrap();
+                format!("CN-44 {}\n", k.verifier_string())
+            })
+            .collect();
+        Trust::parse(&text).unwrap()
+    }
+
+    #[test]
+    fn a_minority_of_trusted_signatures_is_refused_with_who_and_how_many() {
+        let trust = trust_of(&[1, 2, 3]);
+        assert_eq!(trust.quorum, 2, "a majority by default");
+        let mut note =
+            SignedNote::new("pcl\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n".into());
+        note.sign("n1", &key(1)).unwrap();
+        let e = trust.verify_quorum(&note, "its checkpoint").unwrap_err();
+        assert!(
+            e.0.contains("n1 (CN-44)") && e.0.contains("1 of the 3") && e.0.contains("2 needed"),
+            "{e}"
+        );
+        note.sign("n2", &key(2)).unwrap();
+        assert_eq!(trust.verify_quorum(&note, "x").unwrap(), vec!["n1", "n2"]);
+        let all = trust.clone().with_quorum(3).unwrap();
+        assert!(all.verify_quorum(&note, "x").is_err());
+        assert!(trust.clone().with_quorum(4).is_err());
+        assert!(trust.with_quorum(0).is_err());
+    }
+
+    #[test]
+    fn trust_files_old_and_new_forms_and_duplicates() {
+        let k1 = NoteKey::new("a", PublicKeyBytes(key(1).verifying_key().to_bytes())).unwrap();
+        let k2 = NoteKey::new("b", PublicKeyBytes(key(2).verifying_key().to_bytes())).unwrap();
+        let old = format!(
+            "# comment\n{}\n{}\n",
+            k1.verifier_string(),
+            k2.verifier_string()
+        );
+        let t = Trust::parse(&old).unwrap();
+        assert_eq!(t.nodes[0].jurisdiction, None);
+        assert_eq!(t.quorum, 2);
+        let new = format!(
+            "CN-44 {}\nDE {}\n",
+            k1.verifier_string(),
+            k2.verifier_string()
+        );
+        let t = Trust::parse(&new).unwrap();
+        assert_eq!(t.nodes[1].jurisdiction.as_deref(), Some("DE"));
+        assert_eq!(Trust::parse(&t.format()).unwrap(), t);
+        let twice = format!("{}\n{}\n", k1.verifier_string(), k1.verifier_string());
+        assert!(Trust::parse(&twice).unwrap_err().0.contains("twice"));
+        let same_key = NoteKey::new("c", k1.public_key).unwrap();
+        let alias = format!("{}\n{}\n", k1.verifier_string(), same_key.verifier_string());
+        assert!(
+            Trust::parse(&alias).is_err(),
+            "one key under two names counts once"
+        );
+        assert!(Trust::parse("# nothing\n").is_err());
+        assert!(Trust::parse(&format!("cn44 {}\n", k1.verifier_string())).is_err());
     }
 }

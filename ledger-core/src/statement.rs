@@ -1,18 +1,20 @@
 //! Statements: a self-contained, offline-verifiable file of one worker's records.
 //!
-//! Format `pcl-statement/1` (JSON): the worker, a signed checkpoint (C2SP note text), and each of
+//! Format `pcl-statement/2` (JSON): the worker, a signed checkpoint (C2SP note text), a signed
+//! note of its contents (which of the log's events up to the checkpoint are the worker's, and
+//! which are parameter publications: see [`Contents`]), and each of
 //! the worker's events — the author's envelope (protobuf, base64) with only that worker's lines
 //! of a batch and their proofs into the signed `lines_root` — with its log index, the stamp of
 //! the entry that appended it, and its inclusion proof into the checkpoint's tree. The
 //! `parameters_published` events of the log come along (with proofs too) so the entitlement can
-//! be recomputed with the same parameters. [`verify`] checks every byte of it against trusted
-//! node keys; anything altered fails with the reason.
+//! be recomputed with the same parameters. [`verify`] checks every byte of it against a quorum
+//! of trusted node keys; anything altered, added, removed or reordered fails with the reason.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoint, NoteKey, SignedNote};
+use crate::checkpoint::{Checkpoint, SignedNote, Trust};
 use crate::envelope::Envelope;
 use crate::event::*;
 use crate::ids::WorkerId;
@@ -22,7 +24,11 @@ use crate::projection::{line_fact, Fact, FactKind, Published};
 use crate::time::Instant;
 use crate::wire::{self, ProvenLine};
 
-pub const STATEMENT_FORMAT: &str = "pcl-statement/1";
+pub const STATEMENT_FORMAT: &str = "pcl-statement/2";
+/// The first line of a contents note; no checkpoint parses with it (its second line is no size).
+pub const CONTENTS_HEADER: &str = "pcl-statement-contents/1";
+/// Domain of the hash of an index list, so it cannot be confused with any other hash.
+const INDEX_LIST_DOMAIN: &[u8] = b"pcl-statement-indexes/1\0";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,8 +37,9 @@ pub struct Statement {
     pub worker: String,
     /// The signed checkpoint every inclusion proof leads to.
     pub checkpoint: String,
-    /// The node asserts these are all of the worker's events up to the checkpoint.
-    pub complete: bool,
+    /// The signed [`Contents`] note: which events the statement holds, cosigned by the nodes
+    /// that recomputed the list from their own store.
+    pub contents: String,
     pub events: Vec<StatementEvent>,
     /// Every `parameters_published` of the log up to the checkpoint.
     #[serde(default)]
@@ -78,7 +85,8 @@ pub struct Proven {
     pub checkpoint: Checkpoint,
     /// The trusted nodes whose signatures on the checkpoint verified.
     pub signed_by: Vec<String>,
-    pub complete: bool,
+    /// The trusted nodes whose signatures on the contents note verified.
+    pub contents_signed_by: Vec<String>,
     pub events: Vec<ProvenEvent>,
     pub parameters: Vec<Published>,
 }
@@ -182,74 +190,148 @@ impl StatementEvent {
     }
 }
 
-/// Parses and checks a statement offline against trusted node keys: the checkpoint's signatures
-/// (at least one trusted), every event's signatures, batch-line proofs and inclusion proof, and
-/// that the events are the worker's.
-pub fn verify(text: &str, trusted: &[NoteKey]) -> Result<Proven, StatementError> {
-    let st: Statement = serde_json::from_str(text)
-        .map_err(|e| StatementError(format!("not a statement file: {e}")))?;
-    // One statement, one text: whitespace, key order or escapes that differ from the canonical
-    // form are changes too, so any altered byte fails.
-    let canonical = serde_json::to_string_pretty(&st).expect("statements serialize");
-    if text.strip_suffix('\n').unwrap_or(text) != canonical {
-        return fail("the file is not in its canonical form (it was edited)");
+/// What a statement holds, as the nodes sign it: the worker, the checkpoint (origin, size,
+/// root), and the exact lists of the worker's event indexes and of the parameter publications'
+/// indexes up to that size (each as a count and a BLAKE3 hash of the sorted list). A node
+/// cosigns it only after recomputing both lists from its own store at that size, so a holder
+/// cannot drop, add or reorder events without breaking every signature.
+///
+/// Note text: `pcl-statement-contents/1`, origin, `worker W`, size, base64 root,
+/// `events N HEX`, `parameters N HEX`, each on its own line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contents {
+    pub checkpoint: Checkpoint,
+    pub worker: String,
+    pub events: (u64, Hash32),
+    pub parameters: (u64, Hash32),
+}
+
+/// The hash of a sorted list of log indexes.
+pub fn index_list_hash(indexes: &[u64]) -> Hash32 {
+    let mut h = blake3::Hasher::new();
+    h.update(INDEX_LIST_DOMAIN);
+    for i in indexes {
+        h.update(&i.to_be_bytes());
     }
-    if st.format != STATEMENT_FORMAT {
+    Hash32(*h.finalize().as_bytes())
+}
+
+impl Contents {
+    pub fn new(checkpoint: Checkpoint, worker: &str, events: &[u64], parameters: &[u64]) -> Self {
+        Contents {
+            checkpoint,
+            worker: worker.to_string(),
+            events: (events.len() as u64, index_list_hash(events)),
+            parameters: (parameters.len() as u64, index_list_hash(parameters)),
+        }
+    }
+
+    pub fn body(&self) -> String {
+        let cp = self.checkpoint.body();
+        let (origin, rest) = cp.split_once('\n').expect("a checkpoint body has lines");
+        format!(
+            "{CONTENTS_HEADER}\n{origin}\nworker {}\n{rest}events {} {}\nparameters {} {}\n",
+            self.worker,
+            self.events.0,
+            self.events.1.to_hex(),
+            self.parameters.0,
+            self.parameters.1.to_hex()
+        )
+    }
+
+    /// Parses a contents note's text; only the canonical text is accepted.
+    pub fn parse_body(text: &str) -> Result<Contents, StatementError> {
+        let bad = || StatementError("its contents note is malformed".into());
+        let lines: Vec<&str> = text.split('\n').collect();
+        if lines.len() != 8 || lines[0] != CONTENTS_HEADER || !lines[7].is_empty() {
+            return Err(bad());
+        }
+        let worker = lines[2].strip_prefix("worker ").ok_or_else(bad)?;
+        let checkpoint =
+            Checkpoint::parse_body(&format!("{}\n{}\n{}\n", lines[1], lines[3], lines[4]))
+                .map_err(|_| bad())?;
+        let list = |line: &str, name: &str| -> Result<(u64, Hash32), StatementError> {
+            let rest = line.strip_prefix(name).ok_or_else(bad)?;
+            let (n, h) = rest.split_once(' ').ok_or_else(bad)?;
+            Ok((
+                n.parse().map_err(|_| bad())?,
+                Hash32::from_hex(h).map_err(|_| bad())?,
+            ))
+        };
+        let c = Contents {
+            checkpoint,
+            worker: worker.to_string(),
+            events: list(lines[5], "events ")?,
+            parameters: list(lines[6], "parameters ")?,
+        };
+        if c.body() != text {
+            return Err(bad());
+        }
+        Ok(c)
+    }
+}
+
+/// The worker's event indexes and the parameter publications' indexes up to `size`, in log
+/// order: what a statement at that size holds. The same on every node with the same log, since
+/// each index entry is written with the event that gives it.
+pub fn listed_indexes(
+    view: &dyn crate::state::StateRead,
+    worker: &str,
+    size: u64,
+) -> Result<(Vec<u64>, Vec<u64>), crate::state::StoreFault> {
+    let events = view
+        .scan_prefix(&crate::projection::keys::worker_prefix(worker))?
+        .iter()
+        .filter_map(|(k, _)| crate::projection::index_of_key(k))
+        .filter(|i| *i <= size)
+        .collect();
+    let parameters = crate::projection::published(view)?
+        .iter()
+        .map(|p| p.index)
+        .filter(|i| *i <= size)
+        .collect();
+    Ok((events, parameters))
+}
+
+/// Parses a signed note that must be in canonical form and carry a quorum of trusted signatures.
+fn quorum_note(
+    text: &str,
+    trust: &Trust,
+    what: &str,
+) -> Result<(SignedNote, Vec<String>), StatementError> {
+    let note = SignedNote::parse(text).map_err(|e| StatementError(format!("{what}: {}", e.0)))?;
+    if note.format() != text {
         return fail(format!(
-            "format {:?}; this verifier reads {STATEMENT_FORMAT}",
-            st.format
+            "{what} is not in canonical signed-note form (altered)"
         ));
     }
-    let note = SignedNote::parse(&st.checkpoint).map_err(|e| StatementError(e.to_string()))?;
-    if note.format() != st.checkpoint {
-        return fail("its checkpoint is not in canonical signed-note form (altered)");
-    }
-    let signed_by = note
-        .verify(trusted)
-        .map_err(|e| StatementError(e.to_string()))?;
-    if signed_by.is_empty() {
-        return fail("no trusted node signed its checkpoint (check --trust)");
-    }
-    // Every signature must be checkable: a line by an unknown key could be anything, including
-    // an altered one, so it is refused rather than skipped.
-    for s in &note.signatures {
-        if !trusted
-            .iter()
-            .any(|k| k.name == s.name && k.id() == s.key_id)
-        {
-            return fail(format!(
-                "its checkpoint carries a signature by {:?}, a key not in the trust file (add that node's key to the trust file)",
-                s.name
-            ));
-        }
-    }
+    let signed = trust
+        .verify_quorum(&note, what)
+        .map_err(|e| StatementError(e.0))?;
+    Ok((note, signed))
+}
+
+/// Parses and checks a statement offline against a quorum of trusted node keys: the checkpoint's
+/// and the contents note's signatures, that the events are exactly the ones the contents note
+/// lists, every event's signatures, batch-line proofs and inclusion proof, and that the events
+/// are the worker's.
+pub fn verify(text: &str, trust: &Trust) -> Result<Proven, StatementError> {
+    let st = parse_canonical(text)?;
+    let (note, signed_by) = quorum_note(&st.checkpoint, trust, "its checkpoint")?;
     let cp = Checkpoint::parse_body(&note.text).map_err(|e| StatementError(e.to_string()))?;
+    let (cnote, contents_signed_by) = quorum_note(&st.contents, trust, "its contents note")?;
+    let contents = Contents::parse_body(&cnote.text)?;
+    if contents.checkpoint != cp || contents.worker != st.worker {
+        return fail(
+            "its contents note is of another worker or checkpoint than the statement (altered)",
+        );
+    }
+    check_lists(&st, &contents)?;
     let worker = WorkerId::new(st.worker.clone()).map_err(|e| StatementError(e.0))?;
     let mut events = Vec::with_capacity(st.events.len());
-    let mut last = 0;
     for e in &st.events {
-        if e.index <= last {
-            return fail("events are not in log order");
-        }
-        last = e.index;
         let p = e.open(&cp)?;
-        let others: Vec<&WorkerId> = match &p.body.kind {
-            EventKind::ContributionsDeclared(_) | EventKind::PlatformOrders(_) => p
-                .body
-                .kind
-                .workers()
-                .into_iter()
-                .filter(|w| **w != worker)
-                .collect(),
-            _ => Vec::new(),
-        };
-        if !others.is_empty() {
-            return fail(format!("event {} carries another worker's lines", e.index));
-        }
-        let named = p.body.kind.workers();
-        if !named.is_empty() && !named.contains(&&worker) {
-            return fail(format!("event {} is not about worker {worker}", e.index));
-        }
+        check_worker(&p, &worker)?;
         events.push(p);
     }
     let mut parameters = Vec::new();
@@ -269,10 +351,74 @@ pub fn verify(text: &str, trusted: &[NoteKey]) -> Result<Proven, StatementError>
         worker: worker.to_string(),
         checkpoint: cp,
         signed_by,
-        complete: st.complete,
+        contents_signed_by,
         events,
         parameters,
     })
+}
+
+fn parse_canonical(text: &str) -> Result<Statement, StatementError> {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+        if v["format"] == "pcl-statement/1" {
+            return fail("format pcl-statement/1 carries no signed list of its events, so events could be dropped unnoticed; ask a node for a new statement");
+        }
+    }
+    let st: Statement = serde_json::from_str(text)
+        .map_err(|e| StatementError(format!("not a statement file: {e}")))?;
+    // One statement, one text: whitespace, key order or escapes that differ from the canonical
+    // form are changes too, so any altered byte fails.
+    let canonical = serde_json::to_string_pretty(&st).expect("statements serialize");
+    if text.strip_suffix('\n').unwrap_or(text) != canonical {
+        return fail("the file is not in its canonical form (it was edited)");
+    }
+    if st.format != STATEMENT_FORMAT {
+        return fail(format!(
+            "format {:?}; this verifier reads {STATEMENT_FORMAT}",
+            st.format
+        ));
+    }
+    Ok(st)
+}
+
+/// The events and parameters are exactly, and in the order of, the lists the nodes signed.
+fn check_lists(st: &Statement, contents: &Contents) -> Result<(), StatementError> {
+    for (what, list, signed) in [
+        ("events", &st.events, contents.events),
+        ("parameters", &st.parameters, contents.parameters),
+    ] {
+        let indexes: Vec<u64> = list.iter().map(|e| e.index).collect();
+        if indexes.windows(2).any(|w| w[0] >= w[1]) {
+            return fail(format!(
+                "its {what} are not in log order (reordered or repeated): {indexes:?}"
+            ));
+        }
+        if (indexes.len() as u64, index_list_hash(&indexes)) != signed {
+            return fail(format!(
+                "its {what} are not the ones the nodes signed: the file holds {} ({indexes:?}), the signed list {} (an event was removed or added)",
+                indexes.len(),
+                signed.0
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An event of the statement is about the worker and carries no other worker's lines.
+fn check_worker(p: &ProvenEvent, worker: &WorkerId) -> Result<(), StatementError> {
+    let others = match &p.body.kind {
+        EventKind::ContributionsDeclared(_) | EventKind::PlatformOrders(_) => {
+            p.body.kind.workers().into_iter().any(|w| w != worker)
+        }
+        _ => false,
+    };
+    if others {
+        return fail(format!("event {} carries another worker's lines", p.index));
+    }
+    let named = p.body.kind.workers();
+    if !named.is_empty() && !named.contains(&worker) {
+        return fail(format!("event {} is not about worker {worker}", p.index));
+    }
+    Ok(())
 }
 
 /// The worker's facts from proven events, corrections applied, as the projection would hold
@@ -406,4 +552,197 @@ pub fn redacted(env: &Envelope, positions: &[u32]) -> (Envelope, Vec<u32>, Vec<V
         .map(|p| merkle::inclusion_proof(&hashes, *p as usize))
         .collect();
     (out, kept, proofs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::NoteKey;
+    use ed25519_dalek::SigningKey;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn at(s: &str) -> Instant {
+        s.parse().unwrap()
+    }
+
+    fn envelope(json: &str, signer: &SigningKey) -> Envelope {
+        let (kind, _) = crate::event::parse_json_event(json).unwrap();
+        let body = EventBody {
+            signed_at: at("2024-03-01T00:00:00+08:00"),
+            kind,
+        };
+        Envelope::sign(&body, &[signer])
+    }
+
+    fn person(w: &str) -> String {
+        format!(
+            r#"{{"type":"person_registered","worker":"{w}","jurisdiction":"CN-44","sex":"M","birth_date":"1980-05-01","nationality":"CN","hukou":"CN-51"}}"#
+        )
+    }
+
+    fn declared(w: &str, period: &str) -> String {
+        format!(
+            r#"{{"type":"contributions_declared","employer":"91440300MA5GUNIT1","jurisdiction":"CN-44","period":"{period}","lines":[{{"worker":"{w}","scheme":"pension","base":"5000.00","employer_amount":"800.00","employee_amount":"400.00"}}]}}"#
+        )
+    }
+
+    /// A log of six events (two workers; W-S's second declaration voided), the statements of
+    /// both workers at its head signed by `signers` of three nodes, and the trust file.
+    fn ledger(signers: &[u8]) -> (String, String, Trust) {
+        let agency = key(10);
+        let employer = key(11);
+        let mut log: Vec<(Envelope, Vec<u32>)> = vec![
+            (envelope(&person("W-S"), &agency), vec![]),
+            (envelope(&person("W-O"), &agency), vec![]),
+            (envelope(&declared("W-S", "2024-01"), &employer), vec![0]),
+            (envelope(&declared("W-S", "2024-02"), &employer), vec![0]),
+        ];
+        let void = EventKind::Correction(Correction {
+            target: log[3].0.id(),
+            line: None,
+            action: CorrectionAction::Void,
+            replacement: None,
+            reason: "declared twice".into(),
+        });
+        let body = EventBody {
+            signed_at: at("2024-03-02T00:00:00+08:00"),
+            kind: void,
+        };
+        log.push((Envelope::sign(&body, &[&employer]), vec![]));
+        log.push((envelope(&declared("W-O", "2024-01"), &employer), vec![0]));
+        let stamp = at("2024-03-05T10:00:00+08:00");
+        let leaves: Vec<Hash32> = log
+            .iter()
+            .map(|(e, _)| event_leaf(&e.id(), stamp))
+            .collect();
+        let cp = Checkpoint {
+            origin: "pcl-unit".into(),
+            size: log.len() as u64,
+            root: merkle::root_of_hashes(&leaves),
+        };
+        let sign = |text: String| {
+            let mut note = SignedNote::new(text);
+            for s in signers {
+                note.sign(&format!("node-{s}"), &key(*s)).unwrap();
+            }
+            note.format()
+        };
+        let statement = |worker: &str, indexes: &[u64]| {
+            let events = indexes
+                .iter()
+                .map(|i| {
+                    let (env, positions) = &log[*i as usize - 1];
+                    let (env, kept, proofs) = redacted(env, positions);
+                    let inclusion = merkle::inclusion_proof(&leaves, *i as usize - 1);
+                    StatementEvent::new(*i, stamp, &env, kept, proofs, inclusion)
+                })
+                .collect();
+            let st = Statement {
+                format: STATEMENT_FORMAT.into(),
+                worker: worker.into(),
+                checkpoint: sign(cp.body()),
+                contents: sign(Contents::new(cp.clone(), worker, indexes, &[]).body()),
+                events,
+                parameters: Vec::new(),
+            };
+            serde_json::to_string_pretty(&st).unwrap()
+        };
+        let trust: String = [1u8, 2, 3]
+            .iter()
+            .map(|s| {
+                let k = NoteKey::new(
+                    &format!("node-{s}"),
+                    PublicKeyBytes(key(*s).verifying_key().to_bytes()),
+                )
+                .unwrap();
+                format!("CN-44 {}\n", k.verifier_string())
+            })
+            .collect();
+        (
+            statement("W-S", &[1, 3, 4, 5]),
+            statement("W-O", &[2, 6]),
+            Trust::parse(&trust).unwrap(),
+        )
+    }
+
+    fn edit(text: &str, f: impl FnOnce(&mut Statement)) -> String {
+        let mut st: Statement = serde_json::from_str(text).unwrap();
+        f(&mut st);
+        serde_json::to_string_pretty(&st).unwrap()
+    }
+
+    #[test]
+    fn a_complete_statement_verifies_and_its_voided_month_stays_voided() {
+        let (text, _, trust) = ledger(&[1, 2, 3]);
+        let p = verify(&text, &trust).unwrap();
+        assert_eq!(p.events.len(), 4);
+        assert_eq!(p.contents_signed_by.len(), 3);
+        let months = facts(&p)
+            .iter()
+            .filter(|f| matches!(f.what, FactKind::Contribution { .. }))
+            .count();
+        assert_eq!(months, 1, "the voided declaration gives no fact");
+    }
+
+    #[test]
+    fn removing_the_voiding_correction_fails() {
+        let (text, _, trust) = ledger(&[1, 2, 3]);
+        let shortened = edit(&text, |st| {
+            st.events.retain(|e| e.index != 5);
+        });
+        let e = verify(&shortened, &trust).unwrap_err();
+        assert!(e.0.contains("not the ones the nodes signed"), "{e}");
+    }
+
+    #[test]
+    fn adding_an_event_from_another_workers_statement_fails() {
+        let (text, other, trust) = ledger(&[1, 2, 3]);
+        let other: Statement = serde_json::from_str(&other).unwrap();
+        let grown = edit(&text, |st| {
+            st.events.push(other.events[1].clone());
+        });
+        let e = verify(&grown, &trust).unwrap_err();
+        assert!(e.0.contains("not the ones the nodes signed"), "{e}");
+        // Even placed where its index belongs.
+        let grown = edit(&text, |st| {
+            st.events.insert(1, other.events[0].clone());
+        });
+        assert!(verify(&grown, &trust).is_err());
+    }
+
+    #[test]
+    fn reordering_two_events_fails() {
+        let (text, _, trust) = ledger(&[1, 2, 3]);
+        let reordered = edit(&text, |st| st.events.swap(1, 2));
+        let e = verify(&reordered, &trust).unwrap_err();
+        assert!(e.0.contains("not in log order"), "{e}");
+    }
+
+    #[test]
+    fn a_statement_signed_by_a_minority_is_refused_naming_the_signers() {
+        let (text, _, trust) = ledger(&[1]);
+        let e = verify(&text, &trust).unwrap_err();
+        assert!(
+            e.0.contains("node-1 (CN-44)")
+                && e.0.contains("1 of the 3")
+                && e.0.contains("2 needed"),
+            "{e}"
+        );
+        assert!(verify(&text, &trust.with_quorum(1).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_contents_note_of_another_worker_does_not_fit() {
+        let (text, other, trust) = ledger(&[1, 2, 3]);
+        let other: Statement = serde_json::from_str(&other).unwrap();
+        let swapped = edit(&text, |st| st.contents = other.contents.clone());
+        let e = verify(&swapped, &trust).unwrap_err();
+        assert!(e.0.contains("another worker"), "{e}");
+        let body = Contents::parse_body(&SignedNote::parse(&other.contents).unwrap().text).unwrap();
+        assert_eq!(body.worker, "W-O");
+        assert!(Contents::parse_body(&body.body().replace("events 2", "events 02")).is_err());
+    }
 }

@@ -120,10 +120,12 @@ proptest! {
     // Statement files come from anywhere: arbitrary text is refused, never a panic.
     #[test]
     fn random_statements_never_panic(text in "(?s).{0,400}") {
-        let _ = ledger_core::statement::verify(&text, &[]);
-        let json = format!(r#"{{"format":"pcl-statement/1","worker":"W","checkpoint":{},"complete":true,"events":[{{"index":1,"appended_at":"2024-01-01T00:00:00Z","envelope":{},"inclusion":[]}}]}}"#,
-            serde_json::to_string(&text).unwrap(), serde_json::to_string(&text).unwrap());
-        let _ = ledger_core::statement::verify(&json, &[]);
+        let trust = ledger_core::checkpoint::Trust { nodes: Vec::new(), quorum: 1 };
+        let _ = ledger_core::statement::verify(&text, &trust);
+        let q = serde_json::to_string(&text).unwrap();
+        let json = format!(r#"{{"format":"pcl-statement/2","worker":"W","checkpoint":{q},"contents":{q},"events":[{{"index":1,"appended_at":"2024-01-01T00:00:00Z","envelope":{q},"inclusion":[]}}]}}"#);
+        let _ = ledger_core::statement::verify(&json, &trust);
+        let _ = ledger_core::statement::Contents::parse_body(&text);
     }
 
     // Worker index entries are read back from the store: any bytes are an error or an entry.

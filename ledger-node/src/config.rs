@@ -42,6 +42,11 @@ pub struct NodeConfig {
     /// The other members (listed in `status`).
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// The node keys this node trusts (the trust file format of `ledger-client verify`): only
+    /// a note signed by one of them is cosigned or kept as fork evidence, and only their
+    /// cosignatures are added. Without it the node trusts its own key alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<PathBuf>,
     /// Replication: when present, the node runs Raft with these members; when absent, it is a
     /// single node that appends on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +145,9 @@ impl NodeConfig {
         }
         if cfg.genesis.is_relative() {
             cfg.genesis = base.join(&cfg.genesis);
+        }
+        if let Some(t) = cfg.trust.as_mut().filter(|t| t.is_relative()) {
+            *t = base.join(&*t);
         }
         cfg.check_tls()
             .map_err(|m| ConfigError::Invalid(format!("{}: {m}", path.display())))?;

@@ -181,6 +181,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
             data_dir: PathBuf::from("data"),
             genesis: PathBuf::from("../genesis.toml"),
             peers: Vec::<Peer>::new(),
+            trust: Some(PathBuf::from("../trust.txt")),
             raft: Some(RaftConfig {
                 id: i as u64 + 1,
                 listen: format!("127.0.0.1:{}", port(i, RAFT_PORT_OFFSET)?).parse()?,
@@ -273,15 +274,14 @@ fn terminate(child: &tokio::process::Child) {
 /// `DIR/trust.txt`, the file `ledger-client verify --trust` reads.
 fn write_trust_file(dir: &Path, configs: &[(NodeConfig, PathBuf)]) -> anyhow::Result<()> {
     let mut trust = String::from(
-        "# Checkpoint keys of the local ledger's nodes (C2SP verifier keys), one per line.\n",
+        "# Checkpoint keys of the local ledger's nodes: JURISDICTION and C2SP verifier key, one node per line.\n",
     );
     for (cfg, path) in configs {
         let base = path.parent().unwrap_or(Path::new("."));
         let pub_file = base.join(&cfg.data_dir).join("node.pub");
         let key = std::fs::read_to_string(&pub_file)
             .with_context(|| format!("reading {}", pub_file.display()))?;
-        trust.push_str(key.trim());
-        trust.push('\n');
+        trust.push_str(&format!("{} {}\n", cfg.jurisdiction, key.trim()));
     }
     // Written whole or not at all: readers may be waiting for it.
     std::fs::write(dir.join("trust.txt.partial"), trust).context("writing trust.txt")?;

@@ -183,11 +183,30 @@ impl rights_server::Rights for RightsService {
     ) -> Result<Response<pb::StatementResponse>, Status> {
         let req = request.into_inner();
         let worker = self.authorize(&req.worker, req.token)?;
-        let note = self.notary.cosigned(self.ledger.store()).await?;
+        let read = |e: StoreFault| Status::internal(e.to_string());
+        // Read-your-writes: a checkpoint that covers the log as this node holds it now.
+        let size = state::read_head(self.ledger.store()).map_err(read)?.size;
+        let note = self.notary.cosigned_at_least(size).await?;
+        let cp = ledger_core::checkpoint::Checkpoint::parse_body(&note.text)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let (events, parameters) =
+            ledger_core::statement::listed_indexes(self.ledger.store(), &worker, cp.size)
+                .map_err(read)?;
+        if events.is_empty() {
+            return Err(Status::not_found(format!(
+                "unknown worker {worker}: no records on this ledger"
+            )));
+        }
+        let contents = self
+            .notary
+            .contents(&cp, &worker, &events, &parameters)
+            .await?;
         let ledger = self.ledger.clone();
-        let json = tokio::task::spawn_blocking(move || build_statement(&ledger, &worker, note))
-            .await
-            .map_err(|e| Status::internal(format!("statement task: {e}")))??;
+        let json = tokio::task::spawn_blocking(move || {
+            build_statement(&ledger, &worker, note, contents, &events, &parameters)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("statement task: {e}")))??;
         Ok(Response::new(pb::StatementResponse { json }))
     }
 
@@ -200,6 +219,7 @@ impl rights_server::Rights for RightsService {
             note: note.format(),
             verifier: self.notary.verifier().verifier_string(),
             forks: self.notary.forks(),
+            forks_dropped: self.notary.forks_dropped(),
         }))
     }
 
@@ -221,8 +241,10 @@ impl rights_server::Rights for RightsService {
         &self,
         request: Request<pb::ProofRequest>,
     ) -> Result<Response<pb::ProofResponse>, Status> {
-        let id = request.into_inner().event_id;
-        Ok(Response::new(self.proof_of(&id).await?))
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.proof_of(&req.event_id, req.token).await?,
+        ))
     }
 
     async fn consistency(
@@ -246,28 +268,36 @@ impl rights_server::Rights for RightsService {
     }
 }
 
-#[tonic::async_trait]
-trait ProofOf {
-    async fn proof_of(&self, id: &[u8]) -> Result<pb::ProofResponse, Status>;
-}
-
-#[tonic::async_trait]
-impl ProofOf for RightsService {
-    async fn proof_of(&self, id: &[u8]) -> Result<pb::ProofResponse, Status> {
+impl RightsService {
+    /// The receipt proof of an event, for a key that may read it: an agency key, a key that
+    /// signed the event, or the key of a worker it names. Any other key hears the same "not
+    /// found" whether or not the event exists, since its existence may itself be private.
+    async fn proof_of(
+        &self,
+        id: &[u8],
+        token: Option<ledger_proto::node::ReadToken>,
+    ) -> Result<pb::ProofResponse, Status> {
         let id = ledger_core::event::Hash32::from_slice(id).map_err(Status::invalid_argument)?;
+        let (pk, key) = reader(&self.ledger, token, &format!("proof:{}", id.to_hex()))?;
+        let hidden = || Status::not_found(format!("no event {id} that this key may read"));
         let store = self.ledger.store();
         let read = |e: StoreFault| Status::internal(e.to_string());
         let index = store
             .get(&state::keys::event_id(&id))
             .map_err(read)?
-            .and_then(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes))
-            .ok_or_else(|| Status::not_found(format!("event {id} is not in this node's log")))?;
+            .and_then(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes));
+        let Some(index) = index else {
+            return Err(hidden());
+        };
         let rec = self
             .ledger
             .record(index)
             .map_err(|e| Status::internal(e.to_string()))?
             .ok_or_else(|| Status::internal(format!("event {index} missing")))?;
-        let note = self.notary.cosigned(store).await?;
+        if key.role != Role::Agency && !may_read_event(&rec.envelope, &pk, &key) {
+            return Err(hidden());
+        }
+        let note = self.notary.cosigned_at_least(index).await?;
         let cp = ledger_core::checkpoint::Checkpoint::parse_body(&note.text)
             .map_err(|e| Status::internal(e.to_string()))?;
         let inclusion = log_tree::inclusion_proof(store, index - 1, cp.size).map_err(read)?;
@@ -280,14 +310,36 @@ impl ProofOf for RightsService {
     }
 }
 
+/// A key signed the event, or is the key of a worker the event names.
+fn may_read_event(
+    env: &ledger_core::envelope::Envelope,
+    pk: &ledger_core::event::PublicKeyBytes,
+    key: &state::KeyRecord,
+) -> bool {
+    if env.signatures.iter().any(|s| s.public_key == *pk) {
+        return true;
+    }
+    key.role == Role::Worker
+        && ledger_core::wire::decode_event(&env.body, &env.lines).is_ok_and(|b| {
+            b.kind
+                .workers()
+                .iter()
+                .any(|w| w.as_str() == key.subject.as_str())
+        })
+}
+
 /// Largest checkpoint note a node accepts to cosign.
 pub const MAX_NOTE_BYTES: usize = 64 * 1024;
 
-/// The statement of `worker`'s events up to the checkpoint's size (statement.rs has the format).
+/// The statement of `worker`'s listed events up to the checkpoint's size (statement.rs has the
+/// format), with the contents note the nodes signed for exactly these lists.
 fn build_statement(
     ledger: &Ledger,
     worker: &str,
     note: ledger_core::checkpoint::SignedNote,
+    contents: ledger_core::checkpoint::SignedNote,
+    events: &[u64],
+    parameters: &[u64],
 ) -> Result<String, Status> {
     use ledger_core::statement::{redacted, Statement, StatementEvent, STATEMENT_FORMAT};
     let store = ledger.store();
@@ -305,36 +357,27 @@ fn build_statement(
             index, rec.stamp, &env, kept, proofs, inclusion,
         ))
     };
-    let mut events = Vec::new();
-    let rows = store
+    let mut packed = Vec::with_capacity(events.len());
+    for (k, v) in store
         .scan_prefix(&projection::keys::worker_prefix(worker))
-        .map_err(read)?;
-    if rows.is_empty() {
-        return Err(Status::not_found(format!(
-            "unknown worker {worker}: no records on this ledger"
-        )));
-    }
-    for (k, v) in rows {
+        .map_err(read)?
+    {
         let index = projection::index_of_key(&k).ok_or_else(|| Status::internal("bad key"))?;
-        if index > cp.size {
-            continue;
-        }
-        let entry = projection::WorkerEntry::decode(&v).map_err(read)?;
-        events.push(pack(index, &entry.positions)?);
-    }
-    let mut parameters = Vec::new();
-    for p in projection::published(store).map_err(read)? {
-        if p.index <= cp.size {
-            parameters.push(pack(p.index, &[])?);
+        if events.binary_search(&index).is_ok() {
+            let entry = projection::WorkerEntry::decode(&v).map_err(read)?;
+            packed.push(pack(index, &entry.positions)?);
         }
     }
     let st = Statement {
         format: STATEMENT_FORMAT.to_string(),
         worker: worker.to_string(),
         checkpoint: note.format(),
-        complete: true,
-        events,
-        parameters,
+        contents: contents.format(),
+        events: packed,
+        parameters: parameters
+            .iter()
+            .map(|i| pack(*i, &[]))
+            .collect::<Result<_, _>>()?,
     };
     Ok(serde_json::to_string_pretty(&st).expect("statements serialize"))
 }

@@ -73,9 +73,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             &config.node_id,
             &ledger.genesis().ledger,
             cosigning_peers(&config),
+            config.trust.clone(),
         )?
         .with_transport(cosign_transport(&config, &net, ledger.raft())),
     );
+    notary.spawn_refresher(ledger.clone());
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
     let rights = ledger_proto::rights::rights_server::RightsServer::new(
         crate::rights::RightsService::new(ledger.clone(), notary),

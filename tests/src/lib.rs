@@ -521,7 +521,7 @@ impl TestCluster {
         }
         for i in 0..n {
             let config = format!(
-                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"{host}:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\n\n[raft]\nid = {id}\nlisten = \"{host}:{raft}\"\n{raft_extra}\n{members}",
+                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"{host}:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\ntrust = \"trust.txt\"\n\n[raft]\nid = {id}\nlisten = \"{host}:{raft}\"\n{raft_extra}\n{members}",
                 id = i + 1,
                 host = layout.hosts[i],
                 port = layout.public_ports[i],
@@ -546,6 +546,16 @@ impl TestCluster {
                 cluster.client(&url, &["status", "--json"]).status.success()
             });
         }
+        // The nodes' checkpoint keys, made at their first start, in the trust file every node
+        // reads (as `ledger-node dev` writes it).
+        let mut trust = String::new();
+        for i in 1..=n {
+            let key =
+                std::fs::read_to_string(cluster.dir.path().join(format!("node-{i}/node.pub")))
+                    .expect("node.pub");
+            trust.push_str(&format!("CN-44 {}", key));
+        }
+        std::fs::write(cluster.trust_path(), trust).unwrap();
         cluster
     }
 
@@ -557,6 +567,11 @@ impl TestCluster {
             .args(args)
             .output()
             .expect("run ledger-client")
+    }
+
+    /// The trust file of the cluster's node keys.
+    pub fn trust_path(&self) -> PathBuf {
+        self.dir.path().join("trust.txt")
     }
 
     pub fn url(&self, i: usize) -> String {

@@ -151,8 +151,8 @@ impl AdminChange<'_> {
                 id,
                 raft_address,
                 public_address,
-                node_key,
-            } if node_key.is_empty() => {
+                node_key: "",
+            } => {
                 format!("add-learner {id} {raft_address} {public_address}")
             }
             Self::AddLearner {

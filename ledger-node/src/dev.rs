@@ -162,12 +162,12 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         node_keys.push(hex::encode(key.verifying_key().to_bytes()));
     }
     let mut members = Vec::new();
-    for i in 0..layout.nodes {
+    for (i, node_key) in node_keys.iter().enumerate() {
         members.push(RaftMember {
             id: i as u64 + 1,
             raft_address: format!("https://127.0.0.1:{}", port(i, RAFT_PORT_OFFSET)?),
             public_address: format!("https://127.0.0.1:{}", port(i, 0)?),
-            node_key: node_keys[i].clone(),
+            node_key: node_key.clone(),
         });
     }
     let mut configs = Vec::new();

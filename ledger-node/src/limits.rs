@@ -64,6 +64,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+// The chain the limits rest on, checked when the node is built: one largest envelope fits a
+// request, a full payload of entries fits a Raft message, and a full entry fits the queue.
+const _: () = assert!(MAX_SUBMIT_BYTES >= MAX_ENVELOPE_BYTES + SUBMIT_FRAMING_PER_EVENT);
+const _: () = assert!(MAX_PAYLOAD_ENTRIES as usize * MAX_RAFT_ENTRY_BYTES < MAX_RAFT_MESSAGE_BYTES);
+const _: () = assert!(APPEND_QUEUE_BYTES >= MAX_RAFT_ENTRY_BYTES);
+
 /// The public server with this module's limits: requests and streams per connection, a request
 /// timeout, keep-alive, and oversized requests refused with RESOURCE_EXHAUSTED.
 pub fn public_server(
@@ -235,12 +241,6 @@ mod tests {
         assert!(
             entry <= MAX_RAFT_ENTRY_BYTES,
             "{entry} > {MAX_RAFT_ENTRY_BYTES}"
-        );
-        assert!(MAX_PAYLOAD_ENTRIES as usize * MAX_RAFT_ENTRY_BYTES < MAX_RAFT_MESSAGE_BYTES);
-        assert!(MAX_SUBMIT_BYTES >= MAX_ENVELOPE_BYTES + SUBMIT_FRAMING_PER_EVENT);
-        assert!(
-            APPEND_QUEUE_BYTES >= MAX_RAFT_ENTRY_BYTES,
-            "one full entry must fit"
         );
     }
 

@@ -168,7 +168,7 @@ impl LedgerStateMachine {
         Ok(out)
     }
 
-    fn parse(data: &[u8]) -> std::result::Result<Vec<KvEntry>, String> {
+    pub(super) fn parse(data: &[u8]) -> std::result::Result<Vec<KvEntry>, String> {
         if data.len() < SNAPSHOT_MAGIC.len() + 32 || !data.starts_with(SNAPSHOT_MAGIC) {
             return Err("not a ledger snapshot (bad magic or truncated)".into());
         }

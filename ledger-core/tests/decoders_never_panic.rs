@@ -1,6 +1,7 @@
 //! Every decoder that faces the network or the disk answers arbitrary and mutated input with an
-//! error, never a panic. (A stand-in for coverage-guided fuzzing, which needs a nightly toolchain
-//! this machine cannot install; the same entry points are the fuzz targets to add.)
+//! error, never a panic. Random-input regressions that run with the test suite; the
+//! coverage-guided fuzz targets of the same entry points (AFL++ on stable) are in `fuzz/` at the
+//! repository root, and inputs they found are kept here as regression tests.
 
 use ed25519_dalek::SigningKey;
 use ledger_core::envelope::Envelope;

@@ -89,3 +89,8 @@ pub fn encode_ledger_request(req: &LedgerRequest) -> Vec<u8> {
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<KvEntry>, String> {
     super::LedgerStateMachine::parse(bytes)
 }
+
+/// A reply as `network`'s server side sends it (any of the three `decode_*_reply` above).
+pub fn encode_reply<T: Serialize, E: Serialize>(reply: &Reply<T, E>) -> Vec<u8> {
+    encode(reply)
+}

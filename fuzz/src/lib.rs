@@ -38,22 +38,40 @@ pub fn check_envelope(p: pb::Envelope) {
     let Ok(env) = Envelope::from_pb(p.clone()) else {
         return;
     };
-    assert_eq!(env.to_pb(), p, "from_pb checks shapes only, so to_pb gives the message back");
+    assert_eq!(
+        env.to_pb(),
+        p,
+        "from_pb checks shapes only, so to_pb gives the message back"
+    );
     for line in &env.lines {
         for orders in [false, true] {
             if let Ok(l) = wire::decode_line(orders, line) {
-                assert_eq!(&wire::encode_line(&l), line, "an accepted line is canonical");
+                assert_eq!(
+                    &wire::encode_line(&l),
+                    line,
+                    "an accepted line is canonical"
+                );
             }
         }
     }
     let decoded = wire::decode_event(&env.body, &env.lines);
     if let Ok(body) = &decoded {
         let again = wire::encode_body(body);
-        assert_eq!(again.body, env.body, "an accepted body re-encodes to its bytes");
-        assert_eq!(again.lines, env.lines, "accepted lines re-encode to their bytes");
+        assert_eq!(
+            again.body, env.body,
+            "an accepted body re-encodes to its bytes"
+        );
+        assert_eq!(
+            again.lines, env.lines,
+            "accepted lines re-encode to their bytes"
+        );
     }
     if let Ok(v) = env.clone().open() {
-        assert_eq!(Ok(&v.body), decoded.as_ref(), "open decodes as decode_event does");
+        assert_eq!(
+            Ok(&v.body),
+            decoded.as_ref(),
+            "open decodes as decode_event does"
+        );
         assert_eq!(v.id, event_id(&env.body));
         assert_eq!(v.envelope, env);
     }
@@ -100,7 +118,10 @@ pub fn statement(data: &[u8]) {
     let Ok(proven) = statement::verify(text, &trusted) else {
         return;
     };
-    assert!(!proven.signed_by.is_empty(), "verified means a trusted node signed");
+    assert!(
+        !proven.signed_by.is_empty(),
+        "verified means a trusted node signed"
+    );
     let st: Statement = serde_json::from_str(text).expect("a verified statement parses");
     let rewritten = serde_json::to_string_pretty(&st).expect("statements serialize");
     assert_eq!(statement::verify(&rewritten, &trusted), Ok(proven.clone()));
@@ -116,13 +137,21 @@ pub fn checkpoint(data: &[u8]) {
         assert_eq!(Checkpoint::parse_body(&cp.body()), Ok(cp));
     }
     if let Ok(k) = NoteKey::parse_verifier(text) {
-        assert_eq!(k.verifier_string(), text.trim(), "one verifier string per key");
+        assert_eq!(
+            k.verifier_string(),
+            text.trim(),
+            "one verifier string per key"
+        );
     }
     let Ok(note) = SignedNote::parse(text) else {
         return;
     };
     let formatted = note.format();
-    assert_eq!(SignedNote::parse(&formatted).as_ref(), Ok(&note), "format round trip");
+    assert_eq!(
+        SignedNote::parse(&formatted).as_ref(),
+        Ok(&note),
+        "format round trip"
+    );
     let trusted = [seeds::node_note_key()];
     if let Ok(names) = note.verify(&trusted) {
         let again = SignedNote::parse(&formatted).expect("parsed above");
@@ -157,11 +186,18 @@ pub fn read_token(data: &[u8]) {
             return false;
         };
         let message = read_message(subject, issued_at);
-        vk.verify_strict(&message, &Signature::from_bytes(&sig)).is_ok()
+        vk.verify_strict(&message, &Signature::from_bytes(&sig))
+            .is_ok()
     };
     if verifies(subject, t.issued_at) {
-        assert!(!verifies(&format!("{subject}x"), t.issued_at), "bound to the subject");
-        assert!(!verifies(subject, t.issued_at.wrapping_add(1)), "bound to the time");
+        assert!(
+            !verifies(&format!("{subject}x"), t.issued_at),
+            "bound to the subject"
+        );
+        assert!(
+            !verifies(subject, t.issued_at.wrapping_add(1)),
+            "bound to the time"
+        );
     }
 }
 
@@ -182,7 +218,11 @@ fn open_payload(payload: &EntryPayload<ledger_node::raft::TypeConfig>) {
 
 /// Asserts that encoding is a fixed point after one decode: decode(x) = v, encode(v) = b,
 /// decode(b) = v2 with encode(v2) = b (for types without equality).
-fn fixed_point<T>(v: &T, decode: impl Fn(&[u8]) -> Result<T, String>, encode: impl Fn(&T) -> Vec<u8>) -> T {
+fn fixed_point<T>(
+    v: &T,
+    decode: impl Fn(&[u8]) -> Result<T, String>,
+    encode: impl Fn(&T) -> Vec<u8>,
+) -> T {
     let b = encode(v);
     let v2 = decode(&b).expect("an encoded message decodes");
     assert_eq!(encode(&v2), b, "re-encoding is stable");
@@ -193,7 +233,11 @@ pub fn raft_append_entries(data: &[u8]) {
     let Ok(req) = raft_wire::decode_append_entries(data) else {
         return;
     };
-    let again = fixed_point(&req, raft_wire::decode_append_entries, raft_wire::encode_append_entries);
+    let again = fixed_point(
+        &req,
+        raft_wire::decode_append_entries,
+        raft_wire::encode_append_entries,
+    );
     assert_eq!(again.entries, req.entries);
     req.entries.iter().for_each(|e| open_payload(&e.payload));
 }
@@ -209,7 +253,11 @@ pub fn raft_install_snapshot(data: &[u8]) {
     let Ok(req) = raft_wire::decode_install_snapshot(data) else {
         return;
     };
-    let again = fixed_point(&req, raft_wire::decode_install_snapshot, raft_wire::encode_install_snapshot);
+    let again = fixed_point(
+        &req,
+        raft_wire::decode_install_snapshot,
+        raft_wire::encode_install_snapshot,
+    );
     assert_eq!(again, req);
     let _ = raft_wire::decode_snapshot(&req.data);
 }
@@ -217,13 +265,21 @@ pub fn raft_install_snapshot(data: &[u8]) {
 /// The replies a peer sends back; each decoder is tried on the same bytes.
 pub fn raft_replies(data: &[u8]) {
     if let Ok(r) = raft_wire::decode_append_entries_reply(data) {
-        let _ = fixed_point(&r, raft_wire::decode_append_entries_reply, raft_wire::encode_reply);
+        let _ = fixed_point(
+            &r,
+            raft_wire::decode_append_entries_reply,
+            raft_wire::encode_reply,
+        );
     }
     if let Ok(r) = raft_wire::decode_vote_reply(data) {
         let _ = fixed_point(&r, raft_wire::decode_vote_reply, raft_wire::encode_reply);
     }
     if let Ok(r) = raft_wire::decode_install_snapshot_reply(data) {
-        let _ = fixed_point(&r, raft_wire::decode_install_snapshot_reply, raft_wire::encode_reply);
+        let _ = fixed_point(
+            &r,
+            raft_wire::decode_install_snapshot_reply,
+            raft_wire::encode_reply,
+        );
     }
 }
 
@@ -235,7 +291,11 @@ pub fn raft_entry(data: &[u8]) {
         open_payload(&e.payload);
     }
     if let Ok(r) = raft_wire::decode_ledger_request(data) {
-        let again = fixed_point(&r, raft_wire::decode_ledger_request, raft_wire::encode_ledger_request);
+        let again = fixed_point(
+            &r,
+            raft_wire::decode_ledger_request,
+            raft_wire::encode_ledger_request,
+        );
         assert_eq!(again, r);
         open_entry_envelopes(&r);
     }
@@ -248,6 +308,10 @@ pub fn snapshot(data: &[u8]) {
     let _ = raft_wire::decode_snapshot(data);
     let framed = seeds::with_checksum(data);
     if let Ok(pairs) = raft_wire::decode_snapshot(&framed) {
-        assert_eq!(seeds::frame_snapshot(&pairs), framed, "one framing per snapshot");
+        assert_eq!(
+            seeds::frame_snapshot(&pairs),
+            framed,
+            "one framing per snapshot"
+        );
     }
 }

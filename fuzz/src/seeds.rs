@@ -21,8 +21,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{
-    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership,
-    Vote,
+    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership, Vote,
 };
 use prost::Message;
 
@@ -54,8 +53,11 @@ fn node_key() -> SigningKey {
 }
 
 pub fn node_note_key() -> NoteKey {
-    NoteKey::new(NODE_NAME, PublicKeyBytes(node_key().verifying_key().to_bytes()))
-        .expect("a valid name")
+    NoteKey::new(
+        NODE_NAME,
+        PublicKeyBytes(node_key().verifying_key().to_bytes()),
+    )
+    .expect("a valid name")
 }
 
 /// Every seed event, signed by the author key.
@@ -74,14 +76,22 @@ pub fn envelopes() -> Vec<Envelope> {
 }
 
 fn envelope_bytes() -> Vec<Vec<u8>> {
-    envelopes().iter().map(|e| e.to_pb().encode_to_vec()).collect()
+    envelopes()
+        .iter()
+        .map(|e| e.to_pb().encode_to_vec())
+        .collect()
 }
 
 fn submit_seeds() -> Vec<Vec<u8>> {
     let envs: Vec<_> = envelopes().iter().map(Envelope::to_pb).collect();
     let mut out: Vec<Vec<u8>> = envs
         .iter()
-        .map(|e| ledger_proto::node::SubmitRequest { events: vec![e.clone()] }.encode_to_vec())
+        .map(|e| {
+            ledger_proto::node::SubmitRequest {
+                events: vec![e.clone()],
+            }
+            .encode_to_vec()
+        })
         .collect();
     out.push(ledger_proto::node::SubmitRequest { events: envs }.encode_to_vec());
     out
@@ -158,7 +168,10 @@ fn read_token_seed(subject: &str, issued_at: i64) -> Vec<u8> {
     let token = ledger_proto::node::ReadToken {
         public_key: key.verifying_key().to_bytes().to_vec(),
         issued_at,
-        signature: key.sign(&read_message(subject, issued_at)).to_bytes().to_vec(),
+        signature: key
+            .sign(&read_message(subject, issued_at))
+            .to_bytes()
+            .to_vec(),
     };
     let mut out = vec![subject.len() as u8];
     out.extend_from_slice(subject.as_bytes());
@@ -193,9 +206,18 @@ fn ledger_request() -> LedgerRequest {
 
 fn entries() -> Vec<Entry<TypeConfig>> {
     vec![
-        Entry { log_id: log_id(1), payload: EntryPayload::Blank },
-        Entry { log_id: log_id(2), payload: EntryPayload::Membership(membership()) },
-        Entry { log_id: log_id(3), payload: EntryPayload::Normal(ledger_request()) },
+        Entry {
+            log_id: log_id(1),
+            payload: EntryPayload::Blank,
+        },
+        Entry {
+            log_id: log_id(2),
+            payload: EntryPayload::Membership(membership()),
+        },
+        Entry {
+            log_id: log_id(3),
+            payload: EntryPayload::Normal(ledger_request()),
+        },
     ]
 }
 
@@ -207,7 +229,10 @@ fn raft_seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
         entries: entries(),
         leader_commit: Some(log_id(2)),
     };
-    let heartbeat = AppendEntriesRequest::<TypeConfig> { entries: vec![], ..append.clone() };
+    let heartbeat = AppendEntriesRequest::<TypeConfig> {
+        entries: vec![],
+        ..append.clone()
+    };
     let vote_req = VoteRequest::new(Vote::new(4, 2), Some(log_id(3)));
     let meta = SnapshotMeta {
         last_log_id: Some(log_id(3)),
@@ -230,18 +255,27 @@ fn raft_seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
     let fatal: raft_wire::Reply<VoteResponse<u64>, Infallible> =
         Err(RaftError::Fatal(Fatal::Stopped));
     let mut m = BTreeMap::new();
-    m.insert("raft_append_entries", vec![
-        raft_wire::encode_append_entries(&append),
-        raft_wire::encode_append_entries(&heartbeat),
-    ]);
+    m.insert(
+        "raft_append_entries",
+        vec![
+            raft_wire::encode_append_entries(&append),
+            raft_wire::encode_append_entries(&heartbeat),
+        ],
+    );
     m.insert("raft_vote", vec![raft_wire::encode_vote(&vote_req)]);
-    m.insert("raft_install_snapshot", vec![raft_wire::encode_install_snapshot(&install)]);
-    m.insert("raft_replies", vec![
-        raft_wire::encode_reply(&ok_append),
-        raft_wire::encode_reply(&ok_vote),
-        raft_wire::encode_reply(&ok_install),
-        raft_wire::encode_reply(&fatal),
-    ]);
+    m.insert(
+        "raft_install_snapshot",
+        vec![raft_wire::encode_install_snapshot(&install)],
+    );
+    m.insert(
+        "raft_replies",
+        vec![
+            raft_wire::encode_reply(&ok_append),
+            raft_wire::encode_reply(&ok_vote),
+            raft_wire::encode_reply(&ok_install),
+            raft_wire::encode_reply(&fatal),
+        ],
+    );
     let mut entry_seeds: Vec<Vec<u8>> = entries().iter().map(raft_wire::encode_entry).collect();
     entry_seeds.push(raft_wire::encode_ledger_request(&ledger_request()));
     m.insert("raft_entry", entry_seeds);
@@ -250,12 +284,24 @@ fn raft_seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
 
 /// The key/value pairs of a store holding a genesis of two jurisdictions.
 fn genesis_pairs() -> Vec<(Vec<u8>, Vec<u8>)> {
-    let key = |seed: u8| PublicKeyBytes(SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes());
+    let key = |seed: u8| {
+        PublicKeyBytes(
+            SigningKey::from_bytes(&[seed; 32])
+                .verifying_key()
+                .to_bytes(),
+        )
+    };
     let genesis = Genesis {
         ledger: "pcl-fuzz".into(),
         jurisdictions: vec![
-            GenesisJurisdiction { code: "CN-44".parse().expect("valid"), agency_keys: vec![key(1)] },
-            GenesisJurisdiction { code: "CN-33".parse().expect("valid"), agency_keys: vec![key(2)] },
+            GenesisJurisdiction {
+                code: "CN-44".parse().expect("valid"),
+                agency_keys: vec![key(1)],
+            },
+            GenesisJurisdiction {
+                code: "CN-33".parse().expect("valid"),
+                agency_keys: vec![key(2)],
+            },
         ],
     };
     state::genesis_writes(&genesis)
@@ -295,11 +341,17 @@ pub fn all() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
     m.insert("statement", vec![statement_text().into_bytes()]);
     m.insert("checkpoint", checkpoint_seeds());
     let event_subject = hex_id();
-    m.insert("read_token", vec![
-        read_token_seed("W-1", 1_700_000_000),
-        read_token_seed(&event_subject, 1_700_000_300),
-    ]);
-    m.insert("snapshot", vec![frame_body(&genesis_pairs()), frame_body(&[])]);
+    m.insert(
+        "read_token",
+        vec![
+            read_token_seed("W-1", 1_700_000_000),
+            read_token_seed(&event_subject, 1_700_000_300),
+        ],
+    );
+    m.insert(
+        "snapshot",
+        vec![frame_body(&genesis_pairs()), frame_body(&[])],
+    );
     m
 }
 
@@ -334,7 +386,8 @@ fn check_accepted() {
         let subject = std::str::from_utf8(&seed[1..1 + n]).expect("utf-8");
         let t = ledger_proto::node::ReadToken::decode(&seed[1 + n..]).expect("a token");
         let sig = ed25519_dalek::Signature::from_slice(&t.signature).expect("64 bytes");
-        key.verify_strict(&read_message(subject, t.issued_at), &sig).expect("seed tokens verify");
+        key.verify_strict(&read_message(subject, t.issued_at), &sig)
+            .expect("seed tokens verify");
     }
     let m = all();
     for s in &m["raft_append_entries"] {

@@ -4,7 +4,7 @@
 //! error. Today the payloads are serde JSON, exactly as `network` and `log_store` read them;
 //! when that encoding changes, these functions follow it and the fuzz targets need no change.
 
-use openraft::error::{InstallSnapshotError, Infallible, RaftError};
+use openraft::error::{Infallible, InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,

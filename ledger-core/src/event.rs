@@ -601,8 +601,8 @@ pub fn parse_json_event(text: &str) -> Result<(EventKind, Option<Instant>), Stri
     Ok((kind, signed_at))
 }
 
-/// The node decodes what is signed with the checks of the signed encoding (free-text fields,
-/// sizes), which JSON alone does not apply (e.g. a DEL character in a reason): refusing here
+/// The node decodes what is signed with the checks of the signed encoding (e.g. free-text
+/// fields), which JSON alone does not apply (e.g. a DEL character in a reason): refusing here
 /// tells the user which line is wrong before anything is signed and sent.
 fn check_signable(kind: &EventKind, signed_at: Option<Instant>) -> Result<(), String> {
     // Any time in range stands in for a `signed_at` the client adds later.
@@ -615,9 +615,11 @@ fn check_signable(kind: &EventKind, signed_at: Option<Instant>) -> Result<(), St
         kind: kind.clone(),
     };
     let encoded = crate::wire::encode_body(&body);
-    crate::wire::decode_event(&encoded.body, &encoded.lines)
-        .map(|_| ())
-        .map_err(|r| r.to_string())
+    match crate::wire::decode_event(&encoded.body, &encoded.lines) {
+        // Size limits stay the node's to report, per event (an oversize batch is still built).
+        Ok(_) | Err(crate::refusal::Refusal::TooLarge(_)) => Ok(()),
+        Err(r) => Err(r.to_string()),
+    }
 }
 
 /// The JSON form of a body (the kind's fields, `type`, and `signed_at`).

@@ -597,7 +597,29 @@ pub fn parse_json_event(text: &str) -> Result<(EventKind, Option<Instant>), Stri
         }
     };
     let kind: EventKind = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    check_signable(&kind, signed_at)?;
     Ok((kind, signed_at))
+}
+
+/// The node decodes what is signed with the checks of the signed encoding (e.g. free-text
+/// fields), which JSON alone does not apply (e.g. a DEL character in a reason): refusing here
+/// tells the user which line is wrong before anything is signed and sent.
+fn check_signable(kind: &EventKind, signed_at: Option<Instant>) -> Result<(), String> {
+    // Any time in range stands in for a `signed_at` the client adds later.
+    let signed_at = match signed_at {
+        Some(t) => t,
+        None => Instant::from_unix_utc(0, 0).map_err(|e| e.to_string())?,
+    };
+    let body = EventBody {
+        signed_at,
+        kind: kind.clone(),
+    };
+    let encoded = crate::wire::encode_body(&body);
+    match crate::wire::decode_event(&encoded.body, &encoded.lines) {
+        // Size limits stay the node's to report, per event (an oversize batch is still built).
+        Ok(_) | Err(crate::refusal::Refusal::TooLarge(_)) => Ok(()),
+        Err(r) => Err(r.to_string()),
+    }
 }
 
 /// The JSON form of a body (the kind's fields, `type`, and `signed_at`).

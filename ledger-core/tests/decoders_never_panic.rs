@@ -1,6 +1,7 @@
 //! Every decoder that faces the network or the disk answers arbitrary and mutated input with an
-//! error, never a panic. (A stand-in for coverage-guided fuzzing, which needs a nightly toolchain
-//! this machine cannot install; the same entry points are the fuzz targets to add.)
+//! error, never a panic. Random-input regressions that run with the test suite; the
+//! coverage-guided fuzz targets of the same entry points (AFL++ on stable) are in `fuzz/` at the
+//! repository root, and inputs they found are kept here as regression tests.
 
 use ed25519_dalek::SigningKey;
 use ledger_core::envelope::Envelope;
@@ -133,4 +134,19 @@ proptest! {
     fn random_worker_entries_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = ledger_core::projection::WorkerEntry::decode(&bytes);
     }
+}
+
+// Found by the json_event fuzz target: JSON allows a raw DEL (and other non-ASCII control
+// characters) in a string, which the signed encoding refuses in free text. `submit` used to sign
+// such an event and only the node refused it; the JSON parser now says so first.
+#[test]
+fn json_events_the_node_would_refuse_are_refused_when_parsed() {
+    let del = "{\"type\":\"key_revoked\",\"public_key\":\"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\",\"reason\":\"left the compan\u{7f}\"}";
+    let err = parse_json_event(del).unwrap_err();
+    assert!(
+        err.contains("reason") && err.contains("control characters"),
+        "{err}"
+    );
+    let ok = del.replace('\u{7f}', "y");
+    assert!(parse_json_event(&ok).is_ok());
 }

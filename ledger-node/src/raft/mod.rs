@@ -16,6 +16,7 @@ pub mod log_store;
 pub mod network;
 pub mod snapshot;
 pub mod state_machine;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 

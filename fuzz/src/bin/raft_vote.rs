@@ -1,0 +1,4 @@
+//! AFL++ target: see `ledger_fuzz::raft_vote`.
+fn main() {
+    afl::fuzz!(|data: &[u8]| ledger_fuzz::raft_vote(data));
+}

@@ -336,7 +336,10 @@ pub fn client(url: &str, args: &[&str]) -> Output {
 pub fn client_retrying(cwd: &Path, url: &str, args: &[&str]) -> Output {
     Command::new(&binaries().client)
         .current_dir(cwd)
-        .env("LEDGER_CLIENT_CONFIG", cwd.join("ledger-data").join("client.toml"))
+        .env(
+            "LEDGER_CLIENT_CONFIG",
+            cwd.join("ledger-data").join("client.toml"),
+        )
         .arg("--node")
         .arg(url)
         .args(args)

@@ -182,7 +182,7 @@ fn one_connection_flooding_large_requests_does_not_starve_another_client() {
     let rt = runtime();
     let before = terms(&c);
 
-    // One connection keeps 24 requests of 1 MB in flight (more than it may run at once), round
+    // One connection keeps 24 requests of 256 KiB in flight (more than it may run at once), round
     // after round, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicUsize::new(0));
@@ -197,12 +197,15 @@ fn one_connection_flooding_large_requests_does_not_starve_another_client() {
                 }
                 let calls = (0..24).map(|_| {
                     let mut client = client.clone();
-                    async move { client.submit(junk_request(1, 1_000_000)).await }
+                    async move { client.submit(junk_request(1, 256 * 1024)).await }
                 });
                 for reply in futures_join_all(calls).await {
-                    // Answered (each junk envelope refused as malformed), never dropped.
-                    let outcomes = reply.expect("a large request within the limit is answered");
-                    assert_eq!(outcomes.into_inner().outcomes.len(), 1);
+                    // Answered (each junk envelope refused as malformed), or, on a loaded
+                    // machine, cancelled by the node's request timeout: never dropped.
+                    match reply {
+                        Ok(r) => assert_eq!(r.into_inner().outcomes.len(), 1),
+                        Err(s) => assert_eq!(s.code(), tonic::Code::Cancelled, "{s:?}"),
+                    }
                 }
                 rounds.fetch_add(1, Ordering::Relaxed);
             }

@@ -512,13 +512,12 @@ impl TestCluster {
             .map(|i| new_node_key(&dir.path().join(format!("node-{}", i + 1))))
             .collect();
         let mut members = String::new();
-        for i in 0..n {
+        for (i, key) in node_keys.iter().enumerate() {
             members.push_str(&format!(
-                "\n[[raft.members]]\nid = {}\nraft_address = \"https://{host}:{}\"\npublic_address = \"https://{host}:{}\"\nnode_key = \"{}\"\n",
+                "\n[[raft.members]]\nid = {}\nraft_address = \"https://{host}:{}\"\npublic_address = \"https://{host}:{}\"\nnode_key = \"{key}\"\n",
                 i + 1,
                 layout.raft_ports[i],
                 layout.public_ports[i],
-                node_keys[i],
                 host = layout.hosts[i],
             ));
         }

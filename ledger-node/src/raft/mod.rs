@@ -86,8 +86,9 @@ pub struct LedgerNode {
     pub public_address: String,
     /// The member's node key (hex ed25519 public key): the only certificate key its peers accept
     /// from it. Empty in a membership written before node keys; `[[raft.members]] node_key`
-    /// answers then.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// answers then. Always written: the binary encoding (postcard) is not self-describing, so
+    /// a field skipped when empty could not be read back.
+    #[serde(default)]
     pub node_key: String,
 }
 
@@ -332,6 +333,12 @@ pub fn public_address(raft: &openraft::Raft<TypeConfig>, id: NodeId) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_without_keys_or_addresses_round_trip_in_the_binary_encoding() {
+        let n = LedgerNode::default();
+        assert_eq!(decode::<LedgerNode>(&encode(&n).unwrap()).unwrap(), n);
+    }
 
     #[test]
     fn memberships_written_with_basic_node_still_read() {

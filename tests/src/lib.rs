@@ -742,24 +742,32 @@ pub enum RaftRpc {
 }
 
 /// Sends one raw Raft RPC (`json`: the JSON of openraft's request) to the Raft service at
-/// `raft_url`, as a peer (or an attacker) would, and returns the JSON reply or the gRPC error.
-/// The one place tests open a Raft connection: point it at TLS when the Raft port requires it.
+/// `raft_url`, as a member would, over mutual TLS presenting a certificate over the secret key in
+/// `member_key` (a node's `node.key`), and returns the JSON reply or the gRPC error. The one
+/// place tests open a Raft connection.
 pub fn raft_rpc(
     raft_url: &str,
+    member_key: &Path,
     rpc: RaftRpc,
     json: &serde_json::Value,
 ) -> Result<serde_json::Value, tonic::Status> {
     use ledger_proto::raft::{raft_client::RaftClient, RaftPayload};
+    let key = ledger_core::envelope::parse_secret_key(
+        &std::fs::read_to_string(member_key).expect("member key file"),
+    )
+    .expect("member key");
+    let cert_dir = tempfile::tempdir().expect("tempdir");
+    let transport = ledger_node::tls::NodeTls::new(&key, &["127.0.0.1".to_string()], cert_dir.path())
+        .expect("certificate")
+        .outgoing(ledger_client::transport::Pins::dynamic(|_| true));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(raft_url.to_string())
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
-            .connect()
+        let channel = ledger_client::transport::channel(raft_url, &transport)
             .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            .map_err(tonic::Status::unavailable)?;
         let mut client = RaftClient::new(channel).max_encoding_message_size(64 << 20);
         let request = RaftPayload {
             json: serde_json::to_vec(json).expect("JSON"),

@@ -177,8 +177,8 @@ fn dev_nodes(dev: u32) -> Vec<(u32, String)> {
     nodes
 }
 
-fn leader_of(url: &str) -> Option<usize> {
-    let out = client(url, &["--json", "status"]);
+fn leader_of(config: &Path, url: &str) -> Option<usize> {
+    let out = client_with_config(config, url, &["--json", "status"]);
     if !out.status.success() {
         return None;
     }
@@ -209,9 +209,11 @@ fn dev_keeps_the_survivors_when_a_node_dies() {
             }
         })
     };
-    let url = |n: usize| format!("http://127.0.0.1:{}", port + n as u16 - 1);
-    wait_for("a leader", || leader_of(&url(1)).is_some());
-    let leader = leader_of(&url(1)).unwrap();
+    let url = |n: usize| format!("https://127.0.0.1:{}", port + n as u16 - 1);
+    // The client config dev writes: the nodes' keys to trust.
+    let cfg = dir.path().join("client.toml");
+    wait_for("a leader", || cfg.exists() && leader_of(&cfg, &url(1)).is_some());
+    let leader = leader_of(&cfg, &url(1)).unwrap();
     let config = format!("node-{leader}/node.toml");
     let (pid, _) = dev_nodes(dev.id())
         .into_iter()
@@ -235,12 +237,13 @@ fn dev_keeps_the_survivors_when_a_node_dies() {
     assert!(dev.try_wait().unwrap().is_none(), "dev keeps running");
     let survivor = if leader == 1 { 2 } else { 1 };
     wait_for("the survivors to elect a new leader", || {
-        leader_of(&url(survivor)).is_some_and(|l| l != leader)
+        leader_of(&cfg, &url(survivor)).is_some_and(|l| l != leader)
     });
     let agency = dir.path().join("keys").join("CN-44.key");
     let events = dir.path().join("p.jsonl");
     std::fs::write(&events, person("W-SURVIVOR", "CN-44") + "\n").unwrap();
-    let out = client(
+    let out = client_with_config(
+        &cfg,
         &url(survivor),
         &[
             "submit",
@@ -260,7 +263,9 @@ fn dev_keeps_the_survivors_when_a_node_dies() {
     assert!(dev.wait().unwrap().success(), "dev stops cleanly");
     reader.join().unwrap();
     assert!(
-        !client(&url(survivor), &["status"]).status.success(),
+        !client_with_config(&cfg, &url(survivor), &["--retry-for", "0", "status"])
+            .status
+            .success(),
         "the survivors were stopped with dev"
     );
 }

@@ -54,7 +54,13 @@ fn register(url: &str, key: &SigningKey, groups: &[Vec<String>]) -> Vec<(u64, Ha
 fn events_at(url: &str, key: &SigningKey, appended: &[(u64, Hash32)]) -> Vec<Vec<u8>> {
     use prost::Message;
     runtime().block_on(async {
-        let mut client = LedgerClient::connect(url.to_string()).await.unwrap();
+        let transport = ledger_client::transport::ClientTrust::load_default()
+            .and_then(|t| t.transport_for(url))
+            .unwrap();
+        let channel = ledger_client::transport::channel(url, &transport)
+            .await
+            .unwrap();
+        let mut client = LedgerClient::new(channel);
         let mut events = Vec::new();
         for (index, id) in appended {
             let reply = client
@@ -145,11 +151,15 @@ fn a_forged_install_snapshot_is_refused_and_the_node_keeps_serving() {
         head(&c, target) == head(&c, leader)
     });
     let before = head(&c, target).unwrap();
-    let raft_url = format!("http://127.0.0.1:{}", c.raft_ports[target]);
+    let raft_url = format!("https://127.0.0.1:{}", c.raft_ports[target]);
+    // Sent as member 1 (the leader the forged messages claim to be), over mutual TLS with its
+    // key: what only a member could do, so the snapshot checks themselves are what refuse.
+    let member = c.dir.path().join("node-1").join("node.key");
 
     // The chunk that once made a node try to allocate 2^60 bytes.
     let err = raft_rpc(
         &raft_url,
+        &member,
         RaftRpc::InstallSnapshot,
         &forged(1 << 60, vec![1], false, "huge"),
     )
@@ -159,6 +169,7 @@ fn a_forged_install_snapshot_is_refused_and_the_node_keeps_serving() {
     // A chunk out of order: the sender is told where the stream stands, nothing is written.
     let reply = raft_rpc(
         &raft_url,
+        &member,
         RaftRpc::InstallSnapshot,
         &forged(4096, vec![1; 16], false, "gap"),
     )
@@ -168,6 +179,7 @@ fn a_forged_install_snapshot_is_refused_and_the_node_keeps_serving() {
     // The 148-byte snapshot that once replaced a follower's store with an empty one.
     let err = raft_rpc(
         &raft_url,
+        &member,
         RaftRpc::InstallSnapshot,
         &forged(0, vec![0x5a; 148], true, "empty-ledger"),
     )

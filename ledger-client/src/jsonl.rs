@@ -1,4 +1,4 @@
-//! Reading `submit` input: one event per line in the JSON form of events.md. Blank lines and
+//! Reading `submit` input: one event per line in the JSON form of docs/events.md. Blank lines and
 //! lines starting with `#` are skipped; line numbers count every line, from 1.
 
 use ed25519_dalek::SigningKey;

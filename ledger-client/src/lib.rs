@@ -225,7 +225,7 @@ impl Client {
 
     /// Every event of `worker`, oldest first, read with `key` (the worker's or an agency's),
     /// each checked: signatures over the author's bytes, and batch lines against their root.
-    /// The worker's entitlement document (cli.md) as of `as_of` (YYYY-MM-DD; `None`: today on
+    /// The worker's entitlement document (docs/cli.md) as of `as_of` (YYYY-MM-DD; `None`: today on
     /// the node's clock), with the log size it reflects.
     pub async fn entitlement(
         &mut self,
@@ -247,7 +247,7 @@ impl Client {
         Ok((doc, r.log_size))
     }
 
-    /// Injury coverage of the worker at `at` (RFC 3339) in `jurisdiction` (cli.md).
+    /// Injury coverage of the worker at `at` (RFC 3339) in `jurisdiction` (docs/cli.md).
     pub async fn coverage(
         &mut self,
         worker: &str,

@@ -1,4 +1,4 @@
-//! `ledger-client`: keys, submissions and reads against a ledger node (cli.md).
+//! `ledger-client`: keys, submissions and reads against a ledger node (docs/cli.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,7 +57,7 @@ enum Command {
         /// Signing key file; repeat for co-signatures (e.g. employer and worker on a contract).
         #[arg(long = "key", required = true)]
         keys: Vec<PathBuf>,
-        /// One event per line in the JSON form of events.md; `-` reads standard input.
+        /// One event per line in the JSON form of docs/events.md; `-` reads standard input.
         events: PathBuf,
     },
     /// A worker's records as appended, with only that worker's lines of each batch.
@@ -68,7 +68,7 @@ enum Command {
         key: PathBuf,
     },
     /// The worker's portable entitlement: pension months, relation, transfers, retirement,
-    /// claim province, estimate, postings and foreign periods (cli.md).
+    /// claim province, estimate, postings and foreign periods (docs/cli.md).
     Entitlement {
         worker: String,
         /// The worker's key or an agency key.
@@ -145,7 +145,7 @@ enum Command {
         #[arg(long)]
         quorum: Option<usize>,
     },
-    /// Coverage indicators of a month (rules.md §4): insured workers and coverage rates by
+    /// Coverage indicators of a month (docs/rules.md §4): insured workers and coverage rates by
     /// scheme and by jurisdiction, sex, age band, hukou and contract form; small cells suppressed.
     Indicators {
         /// An agency key (only agencies may read indicators).
@@ -243,7 +243,7 @@ enum KeyCommand {
     },
 }
 
-/// Exit code for a worker the ledger does not know (cli.md).
+/// Exit code for a worker the ledger does not know (docs/cli.md).
 const EXIT_UNKNOWN_WORKER: u8 = 3;
 
 fn main() -> ExitCode {

@@ -1,5 +1,5 @@
 //! The event model: what every kind of event says, independent of any encoding. The JSON form of
-//! `events.md` is this model's serde form (`type` selects the kind, unknown fields are refused);
+//! `docs/events.md` is this model's serde form (`type` selects the kind, unknown fields are refused);
 //! the signed wire form is in [`crate::wire`].
 
 use std::collections::BTreeMap;
@@ -94,7 +94,7 @@ pub enum Sex {
     Female,
 }
 
-/// Statutory retirement category of a woman (rules.md §1): original age 50 or 55.
+/// Statutory retirement category of a woman (docs/rules.md §1): original age 50 or 55.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FemaleCategory {
     Fifty,
@@ -470,7 +470,7 @@ impl<'de> Deserialize<'de> for Correction {
 pub struct ParametersPublished {
     pub jurisdiction: Jurisdiction,
     pub effective: Date,
-    /// Rule parameters by name (rules.md); checked against [`crate::params`] at validation.
+    /// Rule parameters by name (docs/rules.md); checked against [`crate::params`] at validation.
     #[serde(flatten)]
     pub parameters: BTreeMap<String, serde_json::Value>,
 }

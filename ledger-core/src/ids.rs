@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
-/// Longest identifier, in UTF-8 bytes (events.md: "ids over 64 bytes" are refused).
+/// Longest identifier, in UTF-8 bytes (docs/events.md: "ids over 64 bytes" are refused).
 pub const MAX_ID_BYTES: usize = 64;
 /// Longest free-text field (reasons, descriptions), in UTF-8 bytes.
 pub const MAX_TEXT_BYTES: usize = 2048;

@@ -16,7 +16,7 @@ pub const MAX_ENVELOPE_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_LIST_ITEMS: usize = 1024;
 /// Most parameters in one parameters_published.
 pub const MAX_PARAMETERS: usize = 256;
-/// How far ahead of the ledger clock a body's signed_at may be (events.md: 5 minutes).
+/// How far ahead of the ledger clock a body's signed_at may be (docs/events.md: 5 minutes).
 pub const MAX_SIGNED_AHEAD_SECONDS: i64 = 5 * 60;
-/// Earliest contribution month (events.md).
+/// Earliest contribution month (docs/events.md).
 pub const FIRST_CONTRIBUTION_MONTH: (i32, u32) = (1951, 1);

@@ -1,4 +1,4 @@
-//! The rule parameters that `parameters_published` may set (rules.md), with the shape each value
+//! The rule parameters that `parameters_published` may set (docs/rules.md), with the shape each value
 //! must have. The rules engine reads them by name; an unknown name is refused so a typo never
 //! silently publishes nothing.
 

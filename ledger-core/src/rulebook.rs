@@ -1,4 +1,4 @@
-//! The rulebook: every rule parameter of rules.md as data. One TOML file per jurisdiction and one
+//! The rulebook: every rule parameter of docs/rules.md as data. One TOML file per jurisdiction and one
 //! per agreement under `rulebook/` at the project root, each value with its effective date and the
 //! instrument it comes from. The files are compiled in; a ledger stores the rulebook it was
 //! created with at genesis (so every node decides with the same values, whatever binary it runs

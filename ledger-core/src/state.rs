@@ -1229,7 +1229,7 @@ fn effects(
     Ok(Ok(()))
 }
 
-/// A `transfer_completed` must carry exactly what the rules compute at that point (rules.md §1).
+/// A `transfer_completed` must carry exactly what the rules compute at that point (docs/rules.md §1).
 fn check_transfer_amounts(
     st: &Overlay<'_>,
     t: &TransferRecord,

@@ -1,4 +1,4 @@
-//! Field-level validation of an event against the catalogue (events.md): everything that can be
+//! Field-level validation of an event against the catalogue (docs/events.md): everything that can be
 //! decided from the event and the entry's stamp alone. Checks that need the ledger's state
 //! (keys, persons, duplicates) are in [`crate::state`].
 

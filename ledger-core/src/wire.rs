@@ -787,7 +787,7 @@ fn decode_with(body: &[u8], lines: LinesSource<'_>) -> Result<EventBody, Refusal
     let msg = pb::EventBody::decode(body).map_err(|e| Refusal::Malformed(format!("body: {e}")))?;
     let Some(kind) = &msg.kind else {
         return Err(Refusal::Malformed(
-            "unknown or missing event type; see the event catalogue (events.md)".into(),
+            "unknown or missing event type; see the event catalogue (docs/events.md)".into(),
         ));
     };
     if msg.encode_to_vec() != body {

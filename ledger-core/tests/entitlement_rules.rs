@@ -1,4 +1,4 @@
-//! Worked careers for each rule of rules.md, driven through the state machine (signed events,
+//! Worked careers for each rule of docs/rules.md, driven through the state machine (signed events,
 //! `apply_entry`, the projection it writes) and evaluated by `rules::entitlement` / `coverage`.
 //! Every expected figure is worked out in a comment beside it. Property tests at the end: months
 //! are never counted twice, transfers conserve the individual account, and the projection after

@@ -1,4 +1,4 @@
-//! Coverage indicators (rules.md §4) from facts built directly: worked examples for each
+//! Coverage indicators (docs/rules.md §4) from facts built directly: worked examples for each
 //! dimension, suppression (a small cell never shows a count, and cannot be recovered by
 //! subtraction), scopes, and properties over random populations: cells add up across every
 //! dimension, insured never exceeds population, and the output is the same whatever the order

@@ -920,7 +920,7 @@ fn other_versions_and_missing_kinds_are_refused() {
     msg.kind = None;
     assert!(matches!(
         wire::decode_event(&msg.encode_to_vec(), &[]),
-        Err(Refusal::Malformed(m)) if m.contains("events.md")
+        Err(Refusal::Malformed(m)) if m.contains("docs/events.md")
     ));
 }
 

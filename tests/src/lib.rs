@@ -757,9 +757,10 @@ pub fn raft_rpc(
     )
     .expect("member key");
     let cert_dir = tempfile::tempdir().expect("tempdir");
-    let transport = ledger_node::tls::NodeTls::new(&key, &["127.0.0.1".to_string()], cert_dir.path())
-        .expect("certificate")
-        .outgoing(ledger_client::transport::Pins::dynamic(|_| true));
+    let transport =
+        ledger_node::tls::NodeTls::new(&key, &["127.0.0.1".to_string()], cert_dir.path())
+            .expect("certificate")
+            .outgoing(ledger_client::transport::Pins::dynamic(|_| true));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

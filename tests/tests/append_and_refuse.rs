@@ -1,5 +1,5 @@
 //! The foundation's end-to-end contract against a real node process: valid events are appended
-//! and read back; every validation rule of events.md refuses its bad input with its reason and
+//! and read back; every validation rule of docs/events.md refuses its bad input with its reason and
 //! appends nothing; resubmission is idempotent.
 
 use ledger_client::{Client, SubmitOutcome};

@@ -1,4 +1,4 @@
-//! `ledger-node dev` as cli.md specifies it: keys for every dev jurisdiction, client.toml,
+//! `ledger-node dev` as docs/cli.md specifies it: keys for every dev jurisdiction, client.toml,
 //! health service, clean stop on SIGTERM, and the same ledger on a re-run.
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,5 @@
 //! The projection end to end, through the real binaries: a career submitted with
-//! `ledger-client submit`, then `entitlement` and `coverage` exactly as cli.md gives them (JSON
+//! `ledger-client submit`, then `entitlement` and `coverage` exactly as docs/cli.md gives them (JSON
 //! form, exit codes, who may read), a rebuild of the projection, and on a 3-node cluster every
 //! node answering the same.
 

@@ -212,7 +212,9 @@ fn dev_keeps_the_survivors_when_a_node_dies() {
     let url = |n: usize| format!("https://127.0.0.1:{}", port + n as u16 - 1);
     // The client config dev writes: the nodes' keys to trust.
     let cfg = dir.path().join("client.toml");
-    wait_for("a leader", || cfg.exists() && leader_of(&cfg, &url(1)).is_some());
+    wait_for("a leader", || {
+        cfg.exists() && leader_of(&cfg, &url(1)).is_some()
+    });
     let leader = leader_of(&cfg, &url(1)).unwrap();
     let config = format!("node-{leader}/node.toml");
     let (pid, _) = dev_nodes(dev.id())

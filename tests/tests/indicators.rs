@@ -1,4 +1,4 @@
-//! Coverage indicators end to end (rules.md §4, `indicators` of cli.md): persons and payroll
+//! Coverage indicators end to end (docs/rules.md §4, `indicators` of docs/cli.md): persons and payroll
 //! submitted with the real `ledger-client`, then `indicators` read with an agency key (JSON and
 //! text), small cells suppressed, and a worker's key refused.
 

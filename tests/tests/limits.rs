@@ -35,10 +35,14 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A raw client that may send requests far larger than the node accepts.
 async fn raw(url: &str) -> LedgerClient<tonic::transport::Channel> {
-    LedgerClient::connect(url.to_string())
+    // Over the same TLS as every client (the harness's client config pins the node keys).
+    let transport = ledger_client::transport::ClientTrust::load_default()
+        .and_then(|t| t.transport_for(url))
+        .unwrap();
+    let channel = ledger_client::transport::channel(url, &transport)
         .await
-        .unwrap()
-        .max_encoding_message_size(usize::MAX)
+        .unwrap();
+    LedgerClient::new(channel).max_encoding_message_size(usize::MAX)
 }
 
 fn junk_request(envelopes: usize, bytes_each: usize) -> SubmitRequest {

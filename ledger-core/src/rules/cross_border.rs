@@ -1,4 +1,4 @@
-//! rules.md §3: postings under bilateral agreements (exempt and double-coverage months), periods
+//! docs/rules.md §3: postings under bilateral agreements (exempt and double-coverage months), periods
 //! reported by other countries, and totalization with pro-rata shares where an agreement
 //! aggregates periods.
 

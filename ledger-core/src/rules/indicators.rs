@@ -1,4 +1,4 @@
-//! rules.md §4: coverage indicators for monitoring the extension of coverage. For one month,
+//! docs/rules.md §4: coverage indicators for monitoring the extension of coverage. For one month,
 //! counts of insured workers and coverage rates by scheme, crossed with one dimension at a time
 //! (jurisdiction, sex, age band, hukou category, contract form), computed from every worker's
 //! projected facts. Cells under a minimum count are suppressed so no worker can be singled out.
@@ -11,7 +11,7 @@
 //!   contribution for M and S; else of the first contribution for M of any scheme; else of the
 //!   first contract in force in M; else the registering agency's jurisdiction. Each worker has
 //!   exactly one place per scheme and month, so a month paid twice counts once, where it was
-//!   recorded first (as in rules.md §1), and every dimension partitions the population.
+//!   recorded first (as in docs/rules.md §1), and every dimension partitions the population.
 //! - **Population** for S in scope J: registered persons born by M whose place for S lies within
 //!   J (all persons when no J). The rate is insured ÷ population, so it never exceeds 1.
 //! - Dimensions: `all` (the total), `jurisdiction` (the place), `sex`, `age_band` (completed
@@ -102,7 +102,7 @@ pub const DIMENSIONS: [&str; 6] = [
     "contract_form",
 ];
 
-/// `indicators --json` (cli.md, documented in README).
+/// `indicators --json` (docs/cli.md, documented in README).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Indicators {
     pub period: Month,
@@ -444,7 +444,7 @@ pub fn read_subject(period: &str) -> String {
 }
 
 /// The coverage indicators of `period` within `scope` (the whole ledger when none), from every
-/// worker's facts (rules.md §4).
+/// worker's facts (docs/rules.md §4).
 pub fn indicators<'f>(
     workers: impl IntoIterator<Item = (&'f str, &'f [Fact])>,
     params: &Params<'_>,

@@ -1,4 +1,4 @@
-//! rules.md §2: who answers for a work injury at an instant. Employment-injury insurance under a
+//! docs/rules.md §2: who answers for a work injury at an instant. Employment-injury insurance under a
 //! labour contract (fund, employer then fund, or employer), else the platform occupational-injury
 //! pilot inside an order window, else nothing.
 

@@ -1,8 +1,8 @@
-//! The entitlement rules of rules.md, evaluated from a worker's projected facts and the rule
+//! The entitlement rules of docs/rules.md, evaluated from a worker's projected facts and the rule
 //! parameters. Pure functions: the same facts, parameters and dates give the same answer on every
 //! node, and a worker or auditor holding the same events can recompute it.
 //!
-//! The output types serialize to the JSON of cli.md (`entitlement --json`, `coverage --json`).
+//! The output types serialize to the JSON of docs/cli.md (`entitlement --json`, `coverage --json`).
 
 pub mod cross_border;
 pub mod indicators;
@@ -33,7 +33,7 @@ pub enum RuleError {
     Store(#[from] StoreFault),
 }
 
-/// `entitlement --json` (cli.md).
+/// `entitlement --json` (docs/cli.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entitlement {
     pub worker: String,
@@ -42,7 +42,7 @@ pub struct Entitlement {
     pub postings: Vec<Posting>,
     pub foreign: BTreeMap<String, ForeignMonths>,
     pub flags: Vec<String>,
-    /// Totalization under agreements that aggregate periods (rules.md §3); omitted when none
+    /// Totalization under agreements that aggregate periods (docs/rules.md §3); omitted when none
     /// applies to the worker.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coordination: Vec<Coordination>,
@@ -141,7 +141,7 @@ pub struct Coordination {
     pub pro_rata_share: String,
 }
 
-/// `coverage --json` (cli.md).
+/// `coverage --json` (docs/cli.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Coverage {
     pub worker: String,
@@ -207,7 +207,7 @@ pub(crate) fn money(v: i128) -> Money {
     Money::from_minor(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// The entitlement of a worker as of a date (rules.md §1 and §3).
+/// The entitlement of a worker as of a date (docs/rules.md §1 and §3).
 pub fn entitlement(
     worker_id: &str,
     facts: &[Fact],

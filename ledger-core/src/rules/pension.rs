@@ -1,4 +1,4 @@
-//! rules.md §1: the Chinese urban employees' basic pension. Aggregation with duplicates, the
+//! docs/rules.md §1: the Chinese urban employees' basic pension. Aggregation with duplicates, the
 //! pension relation and its transfers, temporary accounts, the claim province, statutory
 //! retirement, the minimum, and the monthly estimate.
 

@@ -1,5 +1,5 @@
 //! The Raft log and vote on sled, in trees of the node's database beside the ledger. The vote
-//! and appended entries are flushed before openraft is told they are durable (PITFALLS).
+//! and appended entries are flushed before openraft is told they are durable.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};

@@ -1,5 +1,5 @@
 //! The sled backend. One tree, one `apply_batch` and one `flush` per committed batch: sled's
-//! batches are atomic, and flush makes them durable (PITFALLS: writes are durable only after
+//! batches are atomic, and flush makes them durable (sled writes are durable only after a
 //! flush).
 
 use std::path::Path;

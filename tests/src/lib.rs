@@ -319,6 +319,17 @@ fn sigterm(pid: u32) {
     assert!(status.success());
 }
 
+/// A gRPC channel to `url` over the transport every client of the tests uses (TLS pinned to the
+/// node keys of the harness's client config), for tests that speak the raw API.
+pub async fn test_channel(url: &str) -> tonic::transport::Channel {
+    let transport = ledger_client::transport::ClientTrust::load_default()
+        .and_then(|t| t.transport_for(url))
+        .expect("the harness's client config");
+    ledger_client::transport::channel(url, &transport)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
 /// Runs the ledger-client binary with `--node url`, asking that node only (`--retry-for 0`):
 /// a probe of one node must not ride through to another or wait for it.
 pub fn client(url: &str, args: &[&str]) -> Output {

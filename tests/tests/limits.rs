@@ -25,6 +25,16 @@ fn terms(c: &TestCluster) -> Vec<u64> {
     (0..3).map(|i| raft_field(c, i, "term")).collect()
 }
 
+/// The terms once every node has heard from the leader (a node just started reports term 0
+/// until its first heartbeat, which is not an election).
+fn settled_terms(c: &TestCluster) -> Vec<u64> {
+    wait_for("every node in the leader's term", || {
+        let t = terms(c);
+        t[0] > 0 && t.iter().all(|x| *x == t[0])
+    });
+    terms(c)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -35,14 +45,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A raw client that may send requests far larger than the node accepts.
 async fn raw(url: &str) -> LedgerClient<tonic::transport::Channel> {
-    // Over the same TLS as every client (the harness's client config pins the node keys).
-    let transport = ledger_client::transport::ClientTrust::load_default()
-        .and_then(|t| t.transport_for(url))
-        .unwrap();
-    let channel = ledger_client::transport::channel(url, &transport)
-        .await
-        .unwrap();
-    LedgerClient::new(channel).max_encoding_message_size(usize::MAX)
+    LedgerClient::new(test_channel(url).await).max_encoding_message_size(usize::MAX)
 }
 
 fn junk_request(envelopes: usize, bytes_each: usize) -> SubmitRequest {
@@ -113,7 +116,7 @@ fn oversized_and_unauthorised_submissions_are_refused_before_consensus() {
     wait_for("submissions acknowledged", || {
         acknowledged.load(Ordering::Relaxed) >= 3
     });
-    let before = terms(&c);
+    let before = settled_terms(&c);
 
     // One 60 MB Submit (six 10 MB envelopes), to the leader and to a follower: refused from its
     // length prefix, with the limit and what to do.
@@ -184,7 +187,7 @@ fn one_connection_flooding_large_requests_does_not_starve_another_client() {
     let leader = c.leader_seen_by(0).unwrap();
     let agency = ledger_client::keys::load(&c.key_path("CN-44")).unwrap();
     let rt = runtime();
-    let before = terms(&c);
+    let before = settled_terms(&c);
 
     // One connection keeps 24 requests of 256 KiB in flight (more than it may run at once), round
     // after round, until told to stop.

@@ -54,13 +54,7 @@ fn register(url: &str, key: &SigningKey, groups: &[Vec<String>]) -> Vec<(u64, Ha
 fn events_at(url: &str, key: &SigningKey, appended: &[(u64, Hash32)]) -> Vec<Vec<u8>> {
     use prost::Message;
     runtime().block_on(async {
-        let transport = ledger_client::transport::ClientTrust::load_default()
-            .and_then(|t| t.transport_for(url))
-            .unwrap();
-        let channel = ledger_client::transport::channel(url, &transport)
-            .await
-            .unwrap();
-        let mut client = LedgerClient::new(channel);
+        let mut client = LedgerClient::new(test_channel(url).await);
         let mut events = Vec::new();
         for (index, id) in appended {
             let reply = client

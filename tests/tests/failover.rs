@@ -193,14 +193,14 @@ fn dev_keeps_the_survivors_when_a_node_dies() {
     let mut dev = Command::new(&binaries().node)
         .args(["dev", "--data-dir", dir.path().to_str().unwrap()])
         .args(["--base-port", &port.to_string()])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // dev's report and the nodes' logs share the pipe: collect it all.
+    // dev's report, its start-up lines and the nodes' logs: collect them all.
     let said = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let (said, pipe) = (said.clone(), dev.stderr.take().unwrap());
+    let collect = |pipe: Box<dyn std::io::Read + Send>| {
+        let said = said.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 let mut s = said.lock().unwrap();
@@ -209,6 +209,12 @@ fn dev_keeps_the_survivors_when_a_node_dies() {
             }
         })
     };
+    let reader = collect(Box::new(dev.stderr.take().unwrap()));
+    let out_reader = collect(Box::new(dev.stdout.take().unwrap()));
+    // dev watches its nodes once it has said it is ready (before that it is still starting them).
+    wait_for("dev to be ready", || {
+        said.lock().unwrap().contains("press Ctrl-C to stop")
+    });
     let url = |n: usize| format!("https://127.0.0.1:{}", port + n as u16 - 1);
     // The client config dev writes: the nodes' keys to trust.
     let cfg = dir.path().join("client.toml");
@@ -227,6 +233,18 @@ fn dev_keeps_the_survivors_when_a_node_dies() {
         .unwrap()
         .success());
 
+    let start = std::time::Instant::now();
+    while !{
+        let s = said.lock().unwrap();
+        s.contains(&format!("node-{leader} (")) && s.contains("killed by signal 9 (SIGKILL)")
+    } {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "dev did not report the death of node-{leader} (pid {pid}); it said:\n{}",
+            said.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     wait_for("dev to report the death", || {
         let s = said.lock().unwrap();
         s.contains(&format!("node-{leader} (")) && s.contains("killed by signal 9 (SIGKILL)")
@@ -264,6 +282,7 @@ fn dev_keeps_the_survivors_when_a_node_dies() {
         .success());
     assert!(dev.wait().unwrap().success(), "dev stops cleanly");
     reader.join().unwrap();
+    out_reader.join().unwrap();
     assert!(
         !client_with_config(&cfg, &url(survivor), &["--retry-for", "0", "status"])
             .status

@@ -112,12 +112,27 @@ pub fn new_node_key(data_dir: &Path) -> String {
     public
 }
 
+/// A port for a test node to listen on, below the kernel's ephemeral range (32768 and up on
+/// Linux). A port from `bind(0)` is itself ephemeral: between the test choosing it and the node
+/// binding it, any outgoing connection (every client call, every Raft connection) may take it
+/// as its local port, and the node then fails to start. Ports here are handed out once per
+/// process, from a window chosen by the process id, and checked free before use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const WINDOWS: u32 = 90;
+    const WINDOW: u32 = 250;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = FIRST + (std::process::id() % WINDOWS) * WINDOW;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < WINDOWS * WINDOW, "no free test port left below 32768");
+        // Past its own window a process walks on through the others (wrapping around).
+        let port = (FIRST + (base - FIRST + n) % (WINDOWS * WINDOW)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `cond` until it holds or [`DEADLINE`] passes.
@@ -554,10 +569,7 @@ impl TestCluster {
             cluster.spawn(i);
         }
         for i in 0..n {
-            let url = cluster.url(i);
-            wait_for("a node to serve", || {
-                cluster.client(&url, &["status", "--json"]).status.success()
-            });
+            cluster.wait_serving(i);
         }
         // The nodes' checkpoint keys, made at their first start, in the trust file every node
         // reads (as `ledger-node dev` writes it).
@@ -612,6 +624,35 @@ impl TestCluster {
             .spawn()
             .expect("start ledger-node");
         self.children[i] = Some(child);
+    }
+
+    /// Waits until node `i` answers `status`; a node that exits meanwhile fails the test at
+    /// once, with its log.
+    pub fn wait_serving(&mut self, i: usize) {
+        let url = self.url(i);
+        let log = self.dir.path().join(format!("node-{}.log", i + 1));
+        let start = Instant::now();
+        loop {
+            let out = self.client(&url, &["status", "--json"]);
+            if out.status.success() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.children[i].as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "node {} exited during start-up ({status}); log:\n{}",
+                    i + 1,
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "node {} did not serve within {DEADLINE:?}; last status call: {}\nlog:\n{}",
+                i + 1,
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn kill9(&mut self, i: usize) {

@@ -8,7 +8,7 @@ pub mod seeds;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote};
-use ledger_core::envelope::{event_id, read_message, Envelope};
+use ledger_core::envelope::{event_id, Envelope};
 use ledger_core::event::{parse_json_event, EventBody, PublicKeyBytes};
 use ledger_core::statement::{self, Statement};
 use ledger_core::{pb, wire};
@@ -66,13 +66,13 @@ pub fn check_envelope(p: pb::Envelope) {
             "accepted lines re-encode to their bytes"
         );
     }
-    if let Ok(v) = env.clone().open() {
+    if let Ok(v) = env.clone().open(&seeds::LEDGER) {
         assert_eq!(
             Ok(&v.body),
             decoded.as_ref(),
             "open decodes as decode_event does"
         );
-        assert_eq!(v.id, event_id(&env.body));
+        assert_eq!(v.id, event_id(&seeds::LEDGER, &env.body));
         assert_eq!(v.envelope, env);
     }
 }
@@ -118,7 +118,7 @@ pub fn statement(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let trusted = [seeds::node_note_key()];
+    let trusted = seeds::trust();
     let Ok(proven) = statement::verify(text, &trusted) else {
         return;
     };
@@ -189,7 +189,12 @@ pub fn read_token(data: &[u8]) {
         let Ok(sig) = <[u8; 64]>::try_from(t.signature.as_slice()) else {
             return false;
         };
-        let message = read_message(subject, issued_at);
+        if t.nonce.as_slice() != seeds::TOKEN_NONCE {
+            return false;
+        }
+        let Some(message) = seeds::token_message(subject, issued_at) else {
+            return false;
+        };
         vk.verify_strict(&message, &Signature::from_bytes(&sig))
             .is_ok()
     };

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ed25519_dalek::{Signer, SigningKey};
-use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote};
-use ledger_core::envelope::{read_message, Envelope};
+use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
+use ledger_core::envelope::{read_message, read_method, Envelope, LedgerId, ReadScope};
+use ledger_core::event::Hash32;
 use ledger_core::event::{parse_json_event, EventBody, PublicKeyBytes};
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 use ledger_core::log_tree::event_leaf;
-use ledger_core::statement::{self, Statement, StatementEvent, STATEMENT_FORMAT};
+use ledger_core::statement::{self, Contents, Statement, StatementEvent, STATEMENT_FORMAT};
 use ledger_core::time::Instant;
 use ledger_core::{merkle, state};
 use ledger_node::raft::{wire as raft_wire, LedgerNode, LedgerRequest, TypeConfig};
@@ -25,8 +26,33 @@ use openraft::{
 };
 use prost::Message;
 
+/// The ledger every seed event and read token is signed for.
+pub const LEDGER: LedgerId = LedgerId(Hash32([0x1e; 32]));
+/// The node (audience) and method every seed read token is made for.
+pub const TOKEN_AUDIENCE: &str = "node-1";
+pub const TOKEN_METHOD: &str = read_method::ENTITLEMENT;
+/// The nonce of every seed read token.
+pub const TOKEN_NONCE: [u8; 16] = [0x0e; 16];
+
+/// The message a seed read token of `subject` at `issued_at` signs.
+pub fn token_message(subject: &str, issued_at: i64) -> Option<Vec<u8>> {
+    let scope = ReadScope {
+        ledger: LEDGER,
+        audience: TOKEN_AUDIENCE,
+        method: TOKEN_METHOD,
+        subject,
+    };
+    read_message(&scope, &TOKEN_NONCE, issued_at)
+}
+
 /// First bytes of a ledger snapshot (`raft::state_machine`'s format version 1).
 pub const SNAPSHOT_MAGIC: &[u8] = b"PCL-SNAPSHOT-1\n";
+/// The trust file of the statement target: the seed node's key alone (a quorum of one).
+pub fn trust() -> Trust {
+    Trust::parse(&format!("CN-44 {}\n", node_note_key().verifier_string()))
+        .expect("a valid trust file")
+}
+
 /// The name of the node key that signs seed checkpoints; the statement target trusts it.
 pub const NODE_NAME: &str = "node-1";
 
@@ -70,7 +96,7 @@ pub fn envelopes() -> Vec<Envelope> {
                 signed_at: signed_at(),
                 kind,
             };
-            Envelope::sign(&body, &[&author_key()])
+            Envelope::sign(&LEDGER, &body, &[&author_key()])
         })
         .collect()
 }
@@ -114,7 +140,7 @@ pub fn statement_text() -> String {
     let leaves: Vec<_> = envs
         .iter()
         .enumerate()
-        .map(|(i, e)| event_leaf(&e.id(), stamp(i as u32)))
+        .map(|(i, e)| event_leaf(&e.id(&LEDGER), stamp(i as u32)))
         .collect();
     let cp = Checkpoint {
         origin: "pcl-fuzz".into(),
@@ -123,7 +149,9 @@ pub fn statement_text() -> String {
     };
     let mut note = SignedNote::new(cp.body());
     note.sign(NODE_NAME, &node_key()).expect("a valid name");
-    // W-1's events: all but the revocation, which names no worker (kept: a statement may carry it).
+    let indexes: Vec<u64> = (1..=envs.len() as u64).collect();
+    let mut contents = SignedNote::new(Contents::new(cp.clone(), "W-1", &indexes, &[]).body());
+    contents.sign(NODE_NAME, &node_key()).expect("a valid name");
     let events = envs
         .iter()
         .enumerate()
@@ -137,8 +165,9 @@ pub fn statement_text() -> String {
     let st = Statement {
         format: STATEMENT_FORMAT.into(),
         worker: "W-1".into(),
+        ledger: LEDGER.to_hex(),
         checkpoint: note.format(),
-        complete: true,
+        contents: contents.format(),
         events,
         parameters: vec![],
     };
@@ -169,9 +198,12 @@ fn read_token_seed(subject: &str, issued_at: i64) -> Vec<u8> {
         public_key: key.verifying_key().to_bytes().to_vec(),
         issued_at,
         signature: key
-            .sign(&read_message(subject, issued_at))
+            .sign(&token_message(subject, issued_at).expect("no NUL"))
             .to_bytes()
             .to_vec(),
+        nonce: TOKEN_NONCE.to_vec(),
+        method: TOKEN_METHOD.into(),
+        audience: TOKEN_AUDIENCE.into(),
     };
     let mut out = vec![subject.len() as u8];
     out.extend_from_slice(subject.as_bytes());
@@ -356,7 +388,7 @@ pub fn all() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
 }
 
 fn hex_id() -> String {
-    envelopes()[0].id().to_hex()
+    envelopes()[0].id(&LEDGER).to_hex()
 }
 
 /// Writes the seeds to `dir/<target>/seed-<n>` (existing files, e.g. kept crashes, stay).
@@ -375,10 +407,9 @@ pub fn write(dir: &Path) -> std::io::Result<()> {
 /// The seeds reach the accepting paths, not only the refusals: the statement verifies, every
 /// envelope opens, the tokens verify, the Raft messages and the snapshot decode.
 fn check_accepted() {
-    let trusted = [node_note_key()];
-    statement::verify(&statement_text(), &trusted).expect("the seed statement verifies");
+    statement::verify(&statement_text(), &trust()).expect("the seed statement verifies");
     for e in envelopes() {
-        e.open().expect("seed envelopes open");
+        e.open(&LEDGER).expect("seed envelopes open");
     }
     let key = author_key().verifying_key();
     for seed in &all()["read_token"] {
@@ -386,7 +417,7 @@ fn check_accepted() {
         let subject = std::str::from_utf8(&seed[1..1 + n]).expect("utf-8");
         let t = ledger_proto::node::ReadToken::decode(&seed[1 + n..]).expect("a token");
         let sig = ed25519_dalek::Signature::from_slice(&t.signature).expect("64 bytes");
-        key.verify_strict(&read_message(subject, t.issued_at), &sig)
+        key.verify_strict(&token_message(subject, t.issued_at).expect("no NUL"), &sig)
             .expect("seed tokens verify");
     }
     let m = all();

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant as Clock};
 
 use ed25519_dalek::SigningKey;
-use ledger_core::envelope::Envelope;
+use ledger_core::envelope::{Envelope, LedgerId};
 use ledger_core::event::{
     ContributionLine, ContributionsDeclared, EventBody, EventKind, KeyRegistered, PersonRegistered,
     PublicKeyBytes, Role, Salt, Scheme, Sex,
@@ -84,9 +84,11 @@ async fn submit_all(
     Ok(())
 }
 
-/// Registers the employers' keys and the persons; returns the employers' signing keys.
-async fn set_up(cfg: &BenchConfig) -> Result<Vec<SigningKey>, ClientError> {
+/// Registers the employers' keys and the persons; returns the ledger's id and the employers'
+/// signing keys.
+async fn set_up(cfg: &BenchConfig) -> Result<(LedgerId, Vec<SigningKey>), ClientError> {
     let mut client = Client::connect(&cfg.url).await?;
+    let ledger = client.ledger_id().await?;
     let now = jsonl::now();
     let keys: Vec<SigningKey> = (0..cfg.employers)
         .map(|_| SigningKey::generate(&mut rand::rngs::OsRng))
@@ -103,6 +105,7 @@ async fn set_up(cfg: &BenchConfig) -> Result<Vec<SigningKey>, ClientError> {
                 public_key: PublicKeyBytes(k.verifying_key().to_bytes()),
             });
             Envelope::sign(
+                &ledger,
                 &EventBody {
                     signed_at: now,
                     kind,
@@ -125,6 +128,7 @@ async fn set_up(cfg: &BenchConfig) -> Result<Vec<SigningKey>, ClientError> {
                 hukou: None,
             });
             Envelope::sign(
+                &ledger,
                 &EventBody {
                     signed_at: now,
                     kind,
@@ -134,11 +138,11 @@ async fn set_up(cfg: &BenchConfig) -> Result<Vec<SigningKey>, ClientError> {
         })
         .collect();
     submit_all(&mut client, persons, "person registration").await?;
-    Ok(keys)
+    Ok((ledger, keys))
 }
 
 /// Signs every declaration: employer `d % employers`, month `2000-01 + d / employers`.
-fn declarations(cfg: &BenchConfig, keys: &[SigningKey]) -> Vec<Envelope> {
+fn declarations(cfg: &BenchConfig, ledger: &LedgerId, keys: &[SigningKey]) -> Vec<Envelope> {
     let now = jsonl::now();
     let first = Month::new(2000, 1).expect("valid").ordinal();
     (0..cfg.declarations)
@@ -168,6 +172,7 @@ fn declarations(cfg: &BenchConfig, keys: &[SigningKey]) -> Vec<Envelope> {
                 back_pay: false,
             });
             Envelope::sign(
+                ledger,
                 &EventBody {
                     signed_at: now,
                     kind,
@@ -212,8 +217,8 @@ pub async fn run(
             "each employer declares one month per declaration from 2000-01: use more --employers or fewer --declarations".into(),
         ));
     }
-    let keys = set_up(&cfg).await?;
-    let envelopes = declarations(&cfg, &keys);
+    let (ledger, keys) = set_up(&cfg).await?;
+    let envelopes = declarations(&cfg, &ledger, &keys);
     // Deal the requests out round-robin to the clients.
     let requests: Vec<Vec<Envelope>> = envelopes
         .chunks(cfg.batch as usize)

@@ -2,7 +2,7 @@
 //! lines starting with `#` are skipped; line numbers count every line, from 1.
 
 use ed25519_dalek::SigningKey;
-use ledger_core::envelope::Envelope;
+use ledger_core::envelope::{Envelope, LedgerId};
 use ledger_core::event::{parse_json_event, EventBody, EventKind, Salt};
 use ledger_core::time::Instant;
 use rand::RngCore;
@@ -48,10 +48,10 @@ fn salt_lines(kind: &mut EventKind) {
     }
 }
 
-/// Signs a body with every key, in order.
-pub fn sign(body: &EventBody, keys: &[SigningKey]) -> Envelope {
+/// Signs a body for `ledger` with every key, in order.
+pub fn sign(ledger: &LedgerId, body: &EventBody, keys: &[SigningKey]) -> Envelope {
     let refs: Vec<&SigningKey> = keys.iter().collect();
-    Envelope::sign(body, &refs)
+    Envelope::sign(ledger, body, &refs)
 }
 
 /// The client's clock as a ledger instant.

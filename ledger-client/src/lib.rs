@@ -10,7 +10,9 @@ pub mod retry;
 pub mod transport;
 
 use ed25519_dalek::{Signer, SigningKey};
-use ledger_core::envelope::{read_message, Envelope};
+use ledger_core::envelope::{
+    read_message, read_method, Envelope, LedgerId, ReadScope, READ_NONCE_BYTES,
+};
 use ledger_core::event::{EventBody, Hash32};
 use ledger_core::merkle;
 use ledger_core::wire::{self, ProvenLine};
@@ -94,6 +96,9 @@ pub struct Client {
     inner: LedgerClient<Channel>,
     rights: RightsClient<Channel>,
     channel: Channel,
+    /// The ledger and node, asked of the node once: events are signed for the ledger, read
+    /// tokens for both.
+    identity: Option<NodeIdentity>,
 }
 
 fn now_unix() -> i64 {
@@ -108,17 +113,42 @@ pub fn proof_subject(event_id: &Hash32) -> String {
     format!("proof:{}", event_id.to_hex())
 }
 
-/// A read token: proof that the caller holds `key`, bound to `subject` and the current time.
-pub fn read_token(key: &SigningKey, subject: &str) -> pb::ReadToken {
+/// The ledger and the node a client talks to, as the node's `status` names them: what read
+/// tokens are bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    pub ledger: LedgerId,
+    pub node_id: String,
+}
+
+/// A read token for one read: proof that the caller holds `key`, bound to the ledger and node
+/// of `node`, to `method` (a [`ledger_core::envelope::read_method`]) and `subject`, the
+/// current time and a fresh nonce. A node admits it once.
+pub fn read_token(
+    key: &SigningKey,
+    node: &NodeIdentity,
+    method: &str,
+    subject: &str,
+) -> Result<pb::ReadToken, ClientError> {
     let issued_at = now_unix();
-    pb::ReadToken {
+    let mut nonce = [0u8; READ_NONCE_BYTES];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    let scope = ReadScope {
+        ledger: node.ledger,
+        audience: &node.node_id,
+        method,
+        subject,
+    };
+    let message = read_message(&scope, &nonce, issued_at)
+        .ok_or_else(|| ClientError::Invalid(format!("{subject:?} holds a NUL byte")))?;
+    Ok(pb::ReadToken {
         public_key: key.verifying_key().to_bytes().to_vec(),
         issued_at,
-        signature: key
-            .sign(&read_message(subject, issued_at))
-            .to_bytes()
-            .to_vec(),
-    }
+        signature: key.sign(&message).to_bytes().to_vec(),
+        nonce: nonce.to_vec(),
+        method: method.to_string(),
+        audience: node.node_id.clone(),
+    })
 }
 
 impl Client {
@@ -160,7 +190,39 @@ impl Client {
             inner,
             rights,
             channel,
+            identity: None,
         })
+    }
+
+    /// The ledger this node keeps (its genesis hash), which events are signed for; asked of
+    /// the node once per client (over TLS, the node is one whose key the client pins).
+    pub async fn ledger_id(&mut self) -> Result<LedgerId, ClientError> {
+        Ok(self.identity().await?.ledger)
+    }
+
+    /// The ledger and node this client talks to (one `status` call, then remembered).
+    pub async fn identity(&mut self) -> Result<NodeIdentity, ClientError> {
+        if let Some(i) = &self.identity {
+            return Ok(i.clone());
+        }
+        let status = self.status().await?;
+        let identity = NodeIdentity {
+            ledger: LedgerId::from_hex(&status.genesis_hash).map_err(ClientError::Invalid)?,
+            node_id: status.node_id,
+        };
+        self.identity = Some(identity.clone());
+        Ok(identity)
+    }
+
+    /// A fresh read token for one call of `method` on this node.
+    pub async fn token(
+        &mut self,
+        key: &SigningKey,
+        method: &str,
+        subject: &str,
+    ) -> Result<pb::ReadToken, ClientError> {
+        let node = self.identity().await?;
+        read_token(key, &node, method, subject)
     }
 
     /// Submits envelopes in one request; one outcome each, in order.
@@ -169,6 +231,7 @@ impl Client {
         envelopes: Vec<Envelope>,
     ) -> Result<Vec<SubmitOutcome>, ClientError> {
         let n = envelopes.len();
+        let ledger = self.ledger_id().await?;
         let request = pb::SubmitRequest {
             events: envelopes.iter().map(Envelope::to_pb).collect(),
         };
@@ -192,13 +255,13 @@ impl Client {
                     // A receipt for another event would acknowledge something never signed;
                     // only an "already recorded" receipt names the committed event of the same
                     // content, signed earlier (README: retry-safe submission).
-                    if event_id != sent.id() && !already_recorded {
+                    if event_id != sent.id(&ledger) && !already_recorded {
                         return Err(ClientError::Invalid(format!(
                             "the node's receipt for event {} of this request names event {}, \
                              not the event {} that was signed; the answer is not trusted",
                             i + 1,
                             event_id.to_hex(),
-                            sent.id().to_hex()
+                            sent.id(&ledger).to_hex()
                         )));
                     }
                     Ok(SubmitOutcome::Accepted {
@@ -233,11 +296,12 @@ impl Client {
         key: &SigningKey,
         as_of: Option<&str>,
     ) -> Result<(serde_json::Value, u64), ClientError> {
+        let token = self.token(key, read_method::ENTITLEMENT, worker).await?;
         let r = self
             .rights
             .entitlement(rights_pb::EntitlementRequest {
                 worker: worker.to_string(),
-                token: Some(read_token(key, worker)),
+                token: Some(token),
                 as_of: as_of.unwrap_or_default().to_string(),
             })
             .await?
@@ -255,11 +319,12 @@ impl Client {
         at: &str,
         jurisdiction: &str,
     ) -> Result<(serde_json::Value, u64), ClientError> {
+        let token = self.token(key, read_method::COVERAGE, worker).await?;
         let r = self
             .rights
             .coverage(rights_pb::CoverageRequest {
                 worker: worker.to_string(),
-                token: Some(read_token(key, worker)),
+                token: Some(token),
                 at: at.to_string(),
                 jurisdiction: jurisdiction.to_string(),
             })
@@ -277,11 +342,12 @@ impl Client {
         worker: &str,
         key: &SigningKey,
     ) -> Result<String, ClientError> {
+        let token = self.token(key, read_method::STATEMENT, worker).await?;
         Ok(self
             .rights
             .statement(rights_pb::StatementRequest {
                 worker: worker.to_string(),
-                token: Some(read_token(key, worker)),
+                token: Some(token),
             })
             .await?
             .into_inner()
@@ -306,11 +372,14 @@ impl Client {
         trust: &ledger_core::checkpoint::Trust,
     ) -> Result<(u64, String, String), ClientError> {
         use ledger_core::checkpoint::{Checkpoint, SignedNote};
+        let token = self
+            .token(key, read_method::PROOF, &proof_subject(event_id))
+            .await?;
         let r = self
             .rights
             .proof(rights_pb::ProofRequest {
                 event_id: event_id.0.to_vec(),
-                token: Some(read_token(key, &proof_subject(event_id))),
+                token: Some(token),
             })
             .await?
             .into_inner();
@@ -393,15 +462,14 @@ impl Client {
         period: &str,
         jurisdiction: Option<&str>,
     ) -> Result<(serde_json::Value, u64), ClientError> {
+        let subject = ledger_core::rules::indicators::read_subject(period);
+        let token = self.token(key, read_method::INDICATORS, &subject).await?;
         let r = self
             .rights
             .indicators(rights_pb::IndicatorsRequest {
                 period: period.to_string(),
                 jurisdiction: jurisdiction.unwrap_or_default().to_string(),
-                token: Some(read_token(
-                    key,
-                    &ledger_core::rules::indicators::read_subject(period),
-                )),
+                token: Some(token),
             })
             .await?
             .into_inner();
@@ -415,19 +483,23 @@ impl Client {
         worker: &str,
         key: &SigningKey,
     ) -> Result<Vec<WorkerEvent>, ClientError> {
+        let ledger = self.ledger_id().await?;
         let mut out = Vec::new();
         let mut after_index = 0;
         loop {
+            let token = self
+                .token(key, read_method::LIST_WORKER_EVENTS, worker)
+                .await?;
             let request = pb::ListWorkerEventsRequest {
                 worker: worker.to_string(),
-                token: Some(read_token(key, worker)),
+                token: Some(token),
                 after_index,
                 limit: 0,
             };
             let page = self.inner.list_worker_events(request).await?.into_inner();
             for e in page.events {
                 after_index = e.index;
-                out.push(check_stored(e)?);
+                out.push(check_stored(&ledger, e)?);
             }
             if !page.more {
                 return Ok(out);
@@ -437,7 +509,7 @@ impl Client {
 }
 
 /// Checks a stored event from the node: it is what its signers signed.
-fn check_stored(e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
+fn check_stored(ledger: &LedgerId, e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
     let bad = |why: String| {
         ClientError::Invalid(format!(
             "event {} from the node fails verification: {why}",
@@ -450,8 +522,9 @@ fn check_stored(e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
             .ok_or_else(|| bad("no envelope".into()))?,
     )
     .map_err(|r| bad(r.to_string()))?;
-    env.verify_signatures().map_err(|r| bad(r.to_string()))?;
-    if env.id().0.as_slice() != e.event_id.as_slice() {
+    env.verify_signatures(ledger)
+        .map_err(|r| bad(r.to_string()))?;
+    if env.id(ledger).0.as_slice() != e.event_id.as_slice() {
         return Err(bad("its id does not match its body".into()));
     }
     let body = if e.line_positions.is_empty() {
@@ -480,7 +553,7 @@ fn check_stored(e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
     };
     Ok(WorkerEvent {
         index: e.index,
-        event_id: env.id(),
+        event_id: env.id(ledger),
         appended_at: e.appended_at,
         body,
         signers: env

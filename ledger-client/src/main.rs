@@ -366,8 +366,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 signed_at: jsonl::now(),
                 kind,
             };
-            let envelope = jsonl::sign(&body, &[agency]);
-            let outcome = session(&cli.node)?
+            let mut session = session(&cli.node)?;
+            let ledger = session.call(|c| Box::pin(c.ledger_id())).await?;
+            let envelope = jsonl::sign(&ledger, &body, &[agency]);
+            let outcome = session
                 .call(|c| Box::pin(c.submit(vec![envelope.clone()])))
                 .await?
                 .remove(0);
@@ -906,13 +908,13 @@ async fn submit(cli: &Cli, key_files: &[PathBuf], events: &PathBuf) -> anyhow::R
         );
     }
     let mut results: Vec<(usize, SubmitOutcome)> = Vec::with_capacity(parsed.len());
-    let mut to_send = Vec::new();
+    let mut bodies = Vec::new();
     let mut lines_sent = Vec::new();
     for p in parsed {
         match p.body {
             Ok(body) => {
                 lines_sent.push(p.line);
-                to_send.push(jsonl::sign(&body, &keys));
+                bodies.push(body);
             }
             Err(message) => results.push((
                 p.line,
@@ -923,6 +925,18 @@ async fn submit(cli: &Cli, key_files: &[PathBuf], events: &PathBuf) -> anyhow::R
             )),
         }
     }
+    // Resending a request after a failover is safe: known ids and already recorded content
+    // return their committed receipts.
+    let mut session = session(&cli.node)?;
+    let to_send: Vec<_> = if bodies.is_empty() {
+        Vec::new()
+    } else {
+        let ledger = session.call(|c| Box::pin(c.ledger_id())).await?;
+        bodies
+            .iter()
+            .map(|b| jsonl::sign(&ledger, b, &keys))
+            .collect()
+    };
     let progress = indicatif::ProgressBar::new(to_send.len() as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template(
@@ -935,9 +949,6 @@ async fn submit(cli: &Cli, key_files: &[PathBuf], events: &PathBuf) -> anyhow::R
     }
     let mut lines = lines_sent.into_iter();
     if !to_send.is_empty() {
-        // Resending a request after a failover is safe: known ids and already recorded content
-        // return their committed receipts.
-        let mut session = session(&cli.node)?;
         for request in split_requests(to_send) {
             let n = request.len() as u64;
             let sent = session.call(|c| Box::pin(c.submit(request.clone()))).await;

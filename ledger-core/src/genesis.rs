@@ -63,6 +63,11 @@ impl Genesis {
         Ok(())
     }
 
+    /// The ledger's id: its genesis hash, which every event's signatures and id include.
+    pub fn ledger_id(&self) -> crate::envelope::LedgerId {
+        crate::envelope::LedgerId(self.hash())
+    }
+
     /// Hash of the canonical JSON form: what a store pins.
     pub fn hash(&self) -> Hash32 {
         let bytes = serde_json::to_vec(self).expect("genesis serializes");

@@ -16,7 +16,7 @@ pub enum Refusal {
     InvalidField(String),
     #[error("the event carries no signature; sign it with the key of its author")]
     Unsigned,
-    #[error("signature by key {0} does not verify over this body")]
+    #[error("signature by key {0}")]
     BadSignature(String),
     #[error("key {0} is not registered on this ledger; an agency must register it first (key_registered)")]
     UnknownKey(String),

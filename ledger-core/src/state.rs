@@ -435,6 +435,16 @@ pub fn read_head(view: &dyn StateRead) -> Result<Head, StoreFault> {
     Head::decode(&b)
 }
 
+/// The ledger a state belongs to (its genesis hash): what every event of it is signed for.
+pub fn read_ledger_id(view: &dyn StateRead) -> Result<crate::envelope::LedgerId, StoreFault> {
+    let b = view.get(keys::GENESIS)?.ok_or_else(|| {
+        StoreFault("no genesis hash: the store was not initialised from a genesis".into())
+    })?;
+    Hash32::from_slice(&b)
+        .map(crate::envelope::LedgerId)
+        .map_err(|e| StoreFault(format!("genesis hash: {e}")))
+}
+
 /// Applies one entry. `events` have passed [`Envelope::open`]; everything that depends on the
 /// ledger state or the stamp is decided here, identically on every node.
 pub fn apply_entry(

@@ -1,6 +1,7 @@
 //! Statements: a self-contained, offline-verifiable file of one worker's records.
 //!
-//! Format `pcl-statement/2` (JSON): the worker, a signed checkpoint (C2SP note text), a signed
+//! Format `pcl-statement/3` (JSON): the worker, the ledger (its genesis hash, which every
+//! event's signatures and id include), a signed checkpoint (C2SP note text), a signed
 //! note of its contents (which of the log's events up to the checkpoint are the worker's, and
 //! which are parameter publications: see [`Contents`]), and each of
 //! the worker's events — the author's envelope (protobuf, base64) with only that worker's lines
@@ -15,7 +16,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, SignedNote, Trust};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, LedgerId};
 use crate::event::*;
 use crate::ids::WorkerId;
 use crate::log_tree::event_leaf;
@@ -24,7 +25,7 @@ use crate::projection::{line_fact, Fact, FactKind, Published};
 use crate::time::Instant;
 use crate::wire::{self, ProvenLine};
 
-pub const STATEMENT_FORMAT: &str = "pcl-statement/2";
+pub const STATEMENT_FORMAT: &str = "pcl-statement/3";
 /// The first line of a contents note; no checkpoint parses with it (its second line is no size).
 pub const CONTENTS_HEADER: &str = "pcl-statement-contents/1";
 /// Domain of the hash of an index list, so it cannot be confused with any other hash.
@@ -35,6 +36,9 @@ const INDEX_LIST_DOMAIN: &[u8] = b"pcl-statement-indexes/1\0";
 pub struct Statement {
     pub format: String,
     pub worker: String,
+    /// The ledger's genesis hash (hex): part of every event's signatures and id, so a wrong
+    /// value fails every event's signature and inclusion proof.
+    pub ledger: String,
     /// The signed checkpoint every inclusion proof leads to.
     pub checkpoint: String,
     /// The signed [`Contents`] note: which events the statement holds, cosigned by the nodes
@@ -119,7 +123,7 @@ impl StatementEvent {
         }
     }
 
-    fn open(&self, cp: &Checkpoint) -> Result<ProvenEvent, StatementError> {
+    fn open(&self, cp: &Checkpoint, ledger: &LedgerId) -> Result<ProvenEvent, StatementError> {
         use prost::Message;
         let at = |m: String| StatementError(format!("event {}: {m}", self.index));
         let bytes = B64
@@ -134,7 +138,8 @@ impl StatementEvent {
             ));
         }
         let env = Envelope::from_pb(pb).map_err(|r| at(r.to_string()))?;
-        env.verify_signatures().map_err(|r| at(r.to_string()))?;
+        env.verify_signatures(ledger)
+            .map_err(|r| at(r.to_string()))?;
         let body = if self.line_positions.is_empty() {
             wire::decode_event(&env.body, &env.lines).map_err(|r| at(r.to_string()))?
         } else {
@@ -166,7 +171,7 @@ impl StatementEvent {
                 .collect::<Result<Vec<_>, StatementError>>()?;
             wire::decode_proven(&env.body, &proven).map_err(|r| at(r.to_string()))?
         };
-        let id = env.id();
+        let id = env.id(ledger);
         if self.index == 0 || self.index > cp.size {
             return Err(at(format!(
                 "index outside the checkpoint's {} events",
@@ -327,16 +332,17 @@ pub fn verify(text: &str, trust: &Trust) -> Result<Proven, StatementError> {
         );
     }
     check_lists(&st, &contents)?;
+    let ledger = LedgerId::from_hex(&st.ledger).map_err(StatementError)?;
     let worker = WorkerId::new(st.worker.clone()).map_err(|e| StatementError(e.0))?;
     let mut events = Vec::with_capacity(st.events.len());
     for e in &st.events {
-        let p = e.open(&cp)?;
+        let p = e.open(&cp, &ledger)?;
         check_worker(&p, &worker)?;
         events.push(p);
     }
     let mut parameters = Vec::new();
     for e in &st.parameters {
-        let p = e.open(&cp)?;
+        let p = e.open(&cp, &ledger)?;
         let EventKind::ParametersPublished(pp) = p.body.kind else {
             return fail(format!("event {} is not a parameters_published", e.index));
         };
@@ -361,6 +367,9 @@ fn parse_canonical(text: &str) -> Result<Statement, StatementError> {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
         if v["format"] == "pcl-statement/1" {
             return fail("format pcl-statement/1 carries no signed list of its events, so events could be dropped unnoticed; ask a node for a new statement");
+        }
+        if v["format"] == "pcl-statement/2" {
+            return fail("format pcl-statement/2 holds events signed in event format 1, which names no ledger; ask a node of a format-2 ledger for a new statement");
         }
     }
     let st: Statement = serde_json::from_str(text)
@@ -564,6 +573,8 @@ mod tests {
         SigningKey::from_bytes(&[seed; 32])
     }
 
+    const LEDGER: LedgerId = LedgerId(Hash32([0x1e; 32]));
+
     fn at(s: &str) -> Instant {
         s.parse().unwrap()
     }
@@ -574,7 +585,7 @@ mod tests {
             signed_at: at("2024-03-01T00:00:00+08:00"),
             kind,
         };
-        Envelope::sign(&body, &[signer])
+        Envelope::sign(&LEDGER, &body, &[signer])
     }
 
     fn person(w: &str) -> String {
@@ -601,7 +612,7 @@ mod tests {
             (envelope(&declared("W-S", "2024-02"), &employer), vec![0]),
         ];
         let void = EventKind::Correction(Correction {
-            target: log[3].0.id(),
+            target: log[3].0.id(&LEDGER),
             line: None,
             action: CorrectionAction::Void,
             replacement: None,
@@ -611,12 +622,12 @@ mod tests {
             signed_at: at("2024-03-02T00:00:00+08:00"),
             kind: void,
         };
-        log.push((Envelope::sign(&body, &[&employer]), vec![]));
+        log.push((Envelope::sign(&LEDGER, &body, &[&employer]), vec![]));
         log.push((envelope(&declared("W-O", "2024-01"), &employer), vec![0]));
         let stamp = at("2024-03-05T10:00:00+08:00");
         let leaves: Vec<Hash32> = log
             .iter()
-            .map(|(e, _)| event_leaf(&e.id(), stamp))
+            .map(|(e, _)| event_leaf(&e.id(&LEDGER), stamp))
             .collect();
         let cp = Checkpoint {
             origin: "pcl-unit".into(),
@@ -643,6 +654,7 @@ mod tests {
             let st = Statement {
                 format: STATEMENT_FORMAT.into(),
                 worker: worker.into(),
+                ledger: LEDGER.to_hex(),
                 checkpoint: sign(cp.body()),
                 contents: sign(Contents::new(cp.clone(), worker, indexes, &[]).body()),
                 events,

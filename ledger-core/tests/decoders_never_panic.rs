@@ -4,12 +4,15 @@
 //! repository root, and inputs they found are kept here as regression tests.
 
 use ed25519_dalek::SigningKey;
-use ledger_core::envelope::Envelope;
+use ledger_core::envelope::{Envelope, LedgerId};
+use ledger_core::event::Hash32;
 use ledger_core::event::{parse_json_event, EventBody};
 use ledger_core::state::StoredRecord;
 use ledger_core::time::Instant;
 use ledger_core::{merkle, pb, wire};
 use proptest::prelude::*;
+
+const LEDGER: LedgerId = LedgerId(Hash32([0x1e; 32]));
 use prost::Message;
 
 fn sample_envelope() -> Envelope {
@@ -19,7 +22,7 @@ fn sample_envelope() -> Envelope {
         signed_at: Instant::from_unix_utc(1_700_000_000, 0).unwrap(),
         kind,
     };
-    Envelope::sign(&body, &[&SigningKey::from_bytes(&[9; 32])])
+    Envelope::sign(&LEDGER, &body, &[&SigningKey::from_bytes(&[9; 32])])
 }
 
 proptest! {
@@ -44,8 +47,8 @@ proptest! {
         bytes[p] ^= 1 << bit;
         if let Ok(env) = pb::Envelope::decode(bytes.as_slice()) {
             if let Ok(env) = Envelope::from_pb(env) {
-                if let Ok(opened) = env.open() {
-                    prop_assert_eq!(opened.id, good.id());
+                if let Ok(opened) = env.open(&LEDGER) {
+                    prop_assert_eq!(opened.id, good.id(&LEDGER));
                     prop_assert_eq!(opened.envelope.body, good.body.clone());
                     prop_assert_eq!(opened.envelope.lines, good.lines.clone());
                 }
@@ -59,7 +62,7 @@ proptest! {
         let rec = StoredRecord {
             index: 7,
             stamp: Instant::from_unix_utc(1_700_000_000, 5).unwrap(),
-            event_id: sample_envelope().id(),
+            event_id: sample_envelope().id(&LEDGER),
             chain: Default::default(),
             envelope: sample_envelope(),
         };

@@ -3,15 +3,18 @@
 //! fails, the format changed: that needs a new format version (and new domain strings), not new
 //! literals. Independent recomputations (BLAKE3 and ed25519 called directly) check that the
 //! literals mean what they claim. The literals were produced once by printing
-//! `hex::encode(Envelope::sign(body, &[&golden_key()]).body)` (and lines, id, signature).
+//! `hex::encode(Envelope::sign(&LEDGER, body, &[&golden_key()]).body)` (and lines, id, signature),
+//! for the ledger id `[0x1e; 32]`: event format 2 put the ledger into every id and signature.
 
 mod common;
+use common::LEDGER;
 
 use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use ledger_core::envelope::{event_id, Envelope, EVENT_DOMAIN};
 use ledger_core::event::*;
+use ledger_core::refusal::Refusal;
 use ledger_core::{merkle, wire};
 
 /// The signing key of every golden: seed `[7; 32]`.
@@ -132,12 +135,12 @@ struct Golden {
 /// Signs `body` with the golden key and compares every part with its literal; then recomputes
 /// the id and verifies the signature without going through the crate.
 fn check(name: &str, body: &EventBody, g: &Golden) {
-    let env = Envelope::sign(body, &[&golden_key()]);
+    let env = Envelope::sign(&LEDGER, body, &[&golden_key()]);
     let got_lines: Vec<String> = env.lines.iter().map(hex::encode).collect();
     let got = (
         hex::encode(&env.body),
         got_lines.clone(),
-        env.id().to_hex(),
+        env.id(&LEDGER).to_hex(),
         hex::encode(env.signatures[0].signature),
     );
     let want = (
@@ -148,18 +151,21 @@ fn check(name: &str, body: &EventBody, g: &Golden) {
     );
     assert_eq!(got, want, "the signed encoding of {name} changed");
 
-    // The id is BLAKE3(EVENT_DOMAIN || body), computed here without the crate.
+    // The id is BLAKE3(EVENT_DOMAIN || ledger || body), computed here without the crate.
+    assert_eq!(EVENT_DOMAIN, b"portable-contribution-ledger/event/v2\n");
     let mut h = blake3::Hasher::new();
-    h.update(b"portable-contribution-ledger/event/v1\n");
+    h.update(b"portable-contribution-ledger/event/v2\n");
+    h.update(&[0x1e; 32]);
     h.update(&env.body);
     assert_eq!(hex::encode(h.finalize().as_bytes()), g.id, "{name}: id");
-    assert_eq!(EVENT_DOMAIN, b"portable-contribution-ledger/event/v1\n");
-    assert_eq!(event_id(&env.body).to_hex(), g.id);
+    assert_eq!(event_id(&LEDGER, &env.body).to_hex(), g.id);
 
-    // The signature verifies strictly over EVENT_DOMAIN || body with the seed-7 public key.
+    // The signature verifies strictly over EVENT_DOMAIN || ledger || body with the seed-7
+    // public key.
     let vk = VerifyingKey::from_bytes(&hex::decode(GOLDEN_PUBLIC_KEY).unwrap().try_into().unwrap())
         .unwrap();
     let mut msg = EVENT_DOMAIN.to_vec();
+    msg.extend_from_slice(&[0x1e; 32]);
     msg.extend_from_slice(&env.body);
     let sig = Signature::from_bytes(&hex::decode(g.signature).unwrap().try_into().unwrap());
     vk.verify_strict(&msg, &sig)
@@ -303,30 +309,57 @@ const GOLDEN_DECLARATION: Golden = Golden {
         "0a10000102030405060708090a0b0c0d0e0f1203572d31180120a0c21e2880f10430c0b802",
         "0a100f0e0d0c0b0a090807060504030201001203572d32180220c0cf2428b009",
     ],
-    id: "260af39fca60b22ac0270bce50038dd14caf9279fbc92dccebf6ec15080d869b",
-    signature: "caac41f978fc2d3d575710c00ffbc3350e040664a6d95b9f1f6335b21e2377f5fa9fcbed9951490eabe77a84f7effd6e330c7d541cc536428c9b7885e72e0408",
+    id: "38c065a9c4454081320945bc0b66b26f2d5cc52be4cbe3cb349a64ca337a96c6",
+    signature: "cf7ea2a693066f2210ae661e577fb7a3f10dc567246041fdbd6bef8a7bac77198440b659600f2556465a36414421181cbf0103013ef842524daf6846755db802",
 };
 const GOLDEN_KEY: Golden = Golden {
     body: "08011206088081c8ac0652390a05434e2d343410021a0c39313434303330304d4135472220ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c",
     lines: &[],
-    id: "f05d01b22824ef7f14c6a23d1eb650ab82f2eaabfb2db2b4c6e4ce371801b3f2",
-    signature: "21b8f7aeba5ce85b445fd7905185d6a518d3f92f2613c914833e7fe428a57161c22733ce621f38b1732e2c9a089c9aa1c8b973682ec90781dee19f369d42af0e",
+    id: "ce44d6b5f67045f20561b8366966fa7845ec5d91db282f487c49686a8c8e0dbd",
+    signature: "bfaaa1212e3d51086b3d481ca5b1d5247b56fb9a6579ab6207fa427ca6d5e02c5c36420f2d00749005c2b9f28e1133fdccc210896b54ddfd61be4a74e1073b04",
 };
 const GOLDEN_PERSON: Golden = Golden {
     body: "08011206088081c8ac0662200a03572d311205434e2d3434180220c8c8bb0928373202434e3a05434e2d3531",
     lines: &[],
-    id: "8479e0f644174db9eb0c0ed7de7097eaeb4936d43d2a296e2747321fe29379d3",
-    signature: "4b47a80e6a47840df775bb3a1d22fe2ff9115ff0bfcceafbc1134c3789d27d83f2b8e4e02b04cc5957b824746c3be4d2f7ba2817ddcee4e48028fdcfac464004",
+    id: "c2bda5795d457c2e7e198c20e34ba6d01139889287f188d873c658f226c932c9",
+    signature: "eb9cb55cc7b2837ebae209ba51902a06ab3eeaa4ef809700a7c046c09621fcc5e1dd63d57a099d2bc48e41a04e7f7516f8f9e29f0cf8b59a5a454e7be6681a03",
 };
 const GOLDEN_PARAMETERS: Golden = Golden {
     body: "0801120b08a584d8bb0610809bee02d201660a05434e2d343410f5fbd3091a320a0c617665726167655f7761676512227b226d6f6e74686c79223a2231333930302e3030222c2279656172223a323032347d1a240a0f70696c6f745f70726f76696e63657312115b22434e2d3131222c22434e2d3331225d",
     lines: &[],
-    id: "de62583a6b5c297628b31222e01be67e7b66ab220c5a06865f8fbe5224c8f9af",
-    signature: "97c79e24824406717e3105a36840abb4cd5bd928971dbb21cedc784d5c3ad2ee7eeac3b4be99e835e06c32d390c9a59cef60b743347c2ceb3b1ae944bf17f106",
+    id: "77b3e449df4f9dfbb133074b5cc6588effbe6d03f49f8520085d45a9aefed957",
+    signature: "af1ba25f61d6de5824756e05f985e3279bbdc61df6fdb1621a0303a664c393aae519191b04791f61cad20d0992d2c64ad1d1e1ef89a04aa783cb6bcb0d613603",
 };
 const GOLDEN_CORRECTION: Golden = Golden {
     body: "080112090898a188af06189305ca01510a20abababababababababababababababababababababababababababababababab1802321508016a110a03572d311205434e2d343418e5aed3093a1477726f6e67206566666563746976652064617465",
     lines: &[],
-    id: "a4ea2d79d570b12dd0c95c27904721c7d5db88a7b1667a0b764f7ee58cb34b67",
-    signature: "912034ba23dfc1b70244995e5b3f679e3550cce8672a54da17378573f99ed8ce2918b30d8e40550cad48feba131b9f3db5e0a6e91b6e57968133cf7eaedbdd08",
+    id: "3ab9d1ae4da15c28afd56fe2b3c20539732c136884f09dacb43ce2a6af2e2d4b",
+    signature: "f7c11be9dc14d0d9090ad13a7f1852430c32b8600834f4baafaa193e3cc60f4bbada9629e65e3d40e8a614efa65a525f5090149542648361f8e3ce9beb21d60a",
 };
+
+#[test]
+fn an_event_signed_for_another_ledger_does_not_verify_here() {
+    let other = ledger_core::envelope::LedgerId(Hash32([0x2f; 32]));
+    let env = Envelope::sign(&other, &person_registered(), &[&golden_key()]);
+    assert_ne!(env.id(&other), env.id(&LEDGER), "the id names the ledger");
+    match env.open(&LEDGER) {
+        Err(Refusal::BadSignature(m)) => {
+            assert!(m.contains("for this ledger"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_format_1_signature_is_refused_with_the_reason() {
+    // Format 1 signed EVENT_DOMAIN_V1 || body: no ledger. Such a signer gets told what changed.
+    let mut env = Envelope::sign(&LEDGER, &person_registered(), &[&golden_key()]);
+    let mut v1 = b"portable-contribution-ledger/event/v1\n".to_vec();
+    v1.extend_from_slice(&env.body);
+    use ed25519_dalek::Signer;
+    env.signatures[0].signature = golden_key().sign(&v1).to_bytes();
+    match env.open(&LEDGER) {
+        Err(Refusal::BadSignature(m)) => assert!(m.contains("event format 1"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -3,6 +3,7 @@
 //! encoded with `wire::encode_line`, roots with `merkle::root`), so the boundary is exact.
 
 mod common;
+use common::LEDGER;
 
 use std::collections::BTreeMap;
 
@@ -251,11 +252,11 @@ fn an_envelope_over_max_envelope_bytes_is_refused_before_decoding() {
         e
     };
     assert!(matches!(
-        make(MAX_ENVELOPE_BYTES).open(),
+        make(MAX_ENVELOPE_BYTES).open(&LEDGER),
         Err(Refusal::Malformed(m)) if m.contains("commits to 1 lines")
     ));
     assert!(matches!(
-        make(MAX_ENVELOPE_BYTES + 1).open(),
+        make(MAX_ENVELOPE_BYTES + 1).open(&LEDGER),
         Err(Refusal::TooLarge(m)) if m.contains("envelope")
     ));
 }
@@ -269,12 +270,12 @@ fn max_signatures_open_and_one_more_is_too_large() {
         signed_at: stamp(),
         kind: common::person_registered("W-1", "CN-44"),
     };
-    let opened = Envelope::sign(&body, &refs[..MAX_SIGNATURES])
-        .open()
+    let opened = Envelope::sign(&LEDGER, &body, &refs[..MAX_SIGNATURES])
+        .open(&LEDGER)
         .unwrap();
     assert_eq!(opened.envelope.signatures.len(), MAX_SIGNATURES);
     assert!(matches!(
-        Envelope::sign(&body, &refs).open(),
+        Envelope::sign(&LEDGER, &body, &refs).open(&LEDGER),
         Err(Refusal::TooLarge(m)) if m.contains("9 signatures")
     ));
 }

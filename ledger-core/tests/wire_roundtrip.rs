@@ -3,6 +3,7 @@
 //! under the catalogue's field rules, so these are the events real clients send.
 
 mod common;
+use common::LEDGER;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -664,13 +665,13 @@ proptest! {
         }
 
         let signers: Vec<&SigningKey> = if k1.verifying_key() == k2.verifying_key() { vec![&k1] } else { vec![&k1, &k2] };
-        let env = Envelope::sign(&body, &signers);
+        let env = Envelope::sign(&LEDGER, &body, &signers);
         prop_assert_eq!(&env.body, &encoded.body);
         prop_assert_eq!(&env.lines, &encoded.lines);
         prop_assert_eq!(env.signatures.len(), signers.len());
-        let opened = env.clone().open().map_err(fail)?;
-        prop_assert_eq!(opened.id, event_id(&encoded.body));
-        prop_assert_eq!(opened.id, env.id());
+        let opened = env.clone().open(&LEDGER).map_err(fail)?;
+        prop_assert_eq!(opened.id, event_id(&LEDGER, &encoded.body));
+        prop_assert_eq!(opened.id, env.id(&LEDGER));
         prop_assert_eq!(opened.body, body);
         prop_assert_eq!(opened.envelope, env);
     }
@@ -679,10 +680,10 @@ proptest! {
     // non-canonical, or by the signature check.
     #[test]
     fn any_flipped_body_byte_is_refused(body in any_body(), k in signing_key(), pos in any::<prop::sample::Index>(), mask in 1u8..=255) {
-        let mut env = Envelope::sign(&body, &[&k]);
+        let mut env = Envelope::sign(&LEDGER, &body, &[&k]);
         let p = pos.index(env.body.len());
         env.body[p] ^= mask;
-        match env.open() {
+        match env.open(&LEDGER) {
             Ok(v) => prop_assert!(false, "a body with byte {} changed opened as {:?}", p, v.body),
             Err(Refusal::Malformed(_) | Refusal::NonCanonical | Refusal::BadSignature(_)
                 | Refusal::InvalidField(_) | Refusal::UnsupportedVersion(_)) => {}
@@ -693,9 +694,9 @@ proptest! {
     // A changed signature byte is refused as a bad signature.
     #[test]
     fn any_flipped_signature_byte_is_refused(body in any_body(), k in signing_key(), pos in 0usize..64, mask in 1u8..=255) {
-        let mut env = Envelope::sign(&body, &[&k]);
+        let mut env = Envelope::sign(&LEDGER, &body, &[&k]);
         env.signatures[0].signature[pos] ^= mask;
-        prop_assert!(matches!(env.open(), Err(Refusal::BadSignature(_))));
+        prop_assert!(matches!(env.open(&LEDGER), Err(Refusal::BadSignature(_))));
     }
 
     // An unknown field appended to a valid body (any field number the body does not use, any
@@ -720,7 +721,7 @@ proptest! {
     fn tampered_lines_are_refused(kind in batch_kind(), other in batch_kind(), signed_at in instant(), k in signing_key(),
                                   which in any::<prop::sample::Index>(), pos in any::<prop::sample::Index>(), mask in 1u8..=255) {
         let body = EventBody { signed_at, kind };
-        let env = Envelope::sign(&body, &[&k]);
+        let env = Envelope::sign(&LEDGER, &body, &[&k]);
         let n = env.lines.len();
         let i = which.index(n);
 
@@ -728,7 +729,7 @@ proptest! {
         let p = pos.index(flipped.lines[i].len());
         flipped.lines[i][p] ^= mask;
         prop_assert!(matches!(wire::decode_event(&flipped.body, &flipped.lines), Err(Refusal::Malformed(_))));
-        prop_assert!(flipped.open().is_err());
+        prop_assert!(flipped.open(&LEDGER).is_err());
 
         let mut dropped = env.clone();
         dropped.lines.remove(i);
@@ -1026,20 +1027,23 @@ fn a_batch_cannot_be_a_whole_event_replacement() {
 fn signatures_from_another_body_or_key_do_not_verify() {
     // A signature is bound to its body and its key: moved to another body or claimed by another
     // key, it is refused.
-    let a = Envelope::sign(&sample_batch(), &[&common::key(7)]);
+    let a = Envelope::sign(&LEDGER, &sample_batch(), &[&common::key(7)]);
     let mut other = sample_batch();
     other.signed_at = other.signed_at.plus_seconds(1);
-    let b = Envelope::sign(&other, &[&common::key(7)]);
+    let b = Envelope::sign(&LEDGER, &other, &[&common::key(7)]);
     let mut moved = b.clone();
     moved.signatures = a.signatures.clone();
-    assert!(matches!(moved.open(), Err(Refusal::BadSignature(_))));
+    assert!(matches!(moved.open(&LEDGER), Err(Refusal::BadSignature(_))));
     let mut claimed = a.clone();
     claimed.signatures[0].public_key = common::pk(&common::key(8));
-    assert!(matches!(claimed.open(), Err(Refusal::BadSignature(_))));
+    assert!(matches!(
+        claimed.open(&LEDGER),
+        Err(Refusal::BadSignature(_))
+    ));
     let mut twice = a.clone();
     twice.signatures.push(a.signatures[0].clone());
-    assert!(matches!(twice.open(), Err(Refusal::Malformed(m)) if m.contains("twice")));
+    assert!(matches!(twice.open(&LEDGER), Err(Refusal::Malformed(m)) if m.contains("twice")));
     let mut unsigned = a;
     unsigned.signatures.clear();
-    assert_eq!(unsigned.open(), Err(Refusal::Unsigned));
+    assert_eq!(unsigned.open(&LEDGER), Err(Refusal::Unsigned));
 }

@@ -372,6 +372,7 @@ impl Appender {
 /// their bodies, the id index, and the hash chain up to the head; then compares with the marker.
 pub fn verify_log(store: &dyn Store, marked: Option<Head>) -> Result<Head, String> {
     let head = state::read_head(store).map_err(|e| e.0)?;
+    let ledger = state::read_ledger_id(store).map_err(|e| e.0)?;
     let mut chain = ledger_core::event::Hash32::default();
     let mut expected_index = 1u64;
     let mut after: Option<Vec<u8>> = None;
@@ -393,7 +394,7 @@ pub fn verify_log(store: &dyn Store, marked: Option<Head>) -> Result<Head, Strin
                     hex::encode(k)
                 ));
             }
-            if rec.envelope.id() != rec.event_id {
+            if rec.envelope.id(&ledger) != rec.event_id {
                 return Err(format!(
                     "event {}: body does not hash to its event id",
                     rec.index

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod notary;
 pub mod projection;
 pub mod raft;
+pub mod read_gate;
 pub mod rights;
 pub mod server;
 pub mod service;

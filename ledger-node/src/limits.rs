@@ -66,6 +66,11 @@ pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 // The chain the limits rest on, checked when the node is built: one largest envelope fits a
 // request, a full payload of entries fits a Raft message, and a full entry fits the queue.
+/// Most read tokens a node remembers as used (each for twice the token window). A node that
+/// would need more refuses further reads with RESOURCE_EXHAUSTED until old ones expire, rather
+/// than forget a token that could still be replayed. 200,000 × ~100 bytes ≈ 20 MB.
+pub const MAX_LIVE_READ_TOKENS: usize = 200_000;
+
 const _: () = assert!(MAX_SUBMIT_BYTES >= MAX_ENVELOPE_BYTES + SUBMIT_FRAMING_PER_EVENT);
 const _: () = assert!(MAX_PAYLOAD_ENTRIES as usize * MAX_RAFT_ENTRY_BYTES < MAX_RAFT_MESSAGE_BYTES);
 const _: () = assert!(APPEND_QUEUE_BYTES >= MAX_RAFT_ENTRY_BYTES);

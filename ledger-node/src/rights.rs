@@ -16,16 +16,22 @@ use tonic::{Request, Response, Status};
 
 use crate::ledger::{now, Ledger};
 use crate::notary::Notary;
-use crate::service::reader;
+use crate::read_gate::ReadGate;
+use ledger_core::envelope::read_method;
 
 pub struct RightsService {
     ledger: Arc<Ledger>,
     notary: Arc<Notary>,
+    gate: Arc<ReadGate>,
 }
 
 impl RightsService {
-    pub fn new(ledger: Arc<Ledger>, notary: Arc<Notary>) -> Self {
-        Self { ledger, notary }
+    pub fn new(ledger: Arc<Ledger>, notary: Arc<Notary>, gate: Arc<ReadGate>) -> Self {
+        Self {
+            ledger,
+            notary,
+            gate,
+        }
     }
 
     /// The worker id, once the token shows the worker's own key or an agency key.
@@ -33,10 +39,11 @@ impl RightsService {
         &self,
         worker: &str,
         token: Option<ledger_proto::node::ReadToken>,
+        method: &str,
     ) -> Result<String, Status> {
         let worker = ledger_core::ids::WorkerId::new(worker.to_string())
             .map_err(|e| Status::invalid_argument(e.0))?;
-        let (_, key) = reader(&self.ledger, token, worker.as_str())?;
+        let (_, key) = self.gate.admit(token, method, worker.as_str())?;
         let allowed = key.role == Role::Agency
             || (key.role == Role::Worker && key.subject == worker.as_str());
         if !allowed {
@@ -83,7 +90,7 @@ impl rights_server::Rights for RightsService {
         request: Request<pb::EntitlementRequest>,
     ) -> Result<Response<pb::EntitlementResponse>, Status> {
         let req = request.into_inner();
-        let worker = self.authorize(&req.worker, req.token)?;
+        let worker = self.authorize(&req.worker, req.token, read_method::ENTITLEMENT)?;
         let as_of: Date = if req.as_of.is_empty() {
             now().local_date()
         } else {
@@ -109,7 +116,7 @@ impl rights_server::Rights for RightsService {
         request: Request<pb::CoverageRequest>,
     ) -> Result<Response<pb::CoverageResponse>, Status> {
         let req = request.into_inner();
-        let worker = self.authorize(&req.worker, req.token)?;
+        let worker = self.authorize(&req.worker, req.token, read_method::COVERAGE)?;
         let at: Instant = req
             .at
             .parse()
@@ -148,9 +155,9 @@ impl rights_server::Rights for RightsService {
                     .map_err(|e| Status::invalid_argument(format!("--jurisdiction: {e}")))?,
             )
         };
-        let (_, key) = reader(
-            &self.ledger,
+        let (_, key) = self.gate.admit(
             req.token,
+            read_method::INDICATORS,
             &rules::indicators::read_subject(&req.period),
         )?;
         if key.role != Role::Agency {
@@ -182,7 +189,7 @@ impl rights_server::Rights for RightsService {
         request: Request<pb::StatementRequest>,
     ) -> Result<Response<pb::StatementResponse>, Status> {
         let req = request.into_inner();
-        let worker = self.authorize(&req.worker, req.token)?;
+        let worker = self.authorize(&req.worker, req.token, read_method::STATEMENT)?;
         let read = |e: StoreFault| Status::internal(e.to_string());
         // Read-your-writes: a checkpoint that covers the log as this node holds it now.
         let size = state::read_head(self.ledger.store()).map_err(read)?.size;
@@ -278,7 +285,9 @@ impl RightsService {
         token: Option<ledger_proto::node::ReadToken>,
     ) -> Result<pb::ProofResponse, Status> {
         let id = ledger_core::event::Hash32::from_slice(id).map_err(Status::invalid_argument)?;
-        let (pk, key) = reader(&self.ledger, token, &format!("proof:{}", id.to_hex()))?;
+        let (pk, key) =
+            self.gate
+                .admit(token, read_method::PROOF, &format!("proof:{}", id.to_hex()))?;
         let hidden = || Status::not_found(format!("no event {id} that this key may read"));
         let store = self.ledger.store();
         let read = |e: StoreFault| Status::internal(e.to_string());
@@ -371,6 +380,9 @@ fn build_statement(
     let st = Statement {
         format: STATEMENT_FORMAT.to_string(),
         worker: worker.to_string(),
+        ledger: ledger_core::state::read_ledger_id(store)
+            .map_err(read)?
+            .to_hex(),
         checkpoint: note.format(),
         contents: contents.format(),
         events: packed,

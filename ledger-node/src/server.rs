@@ -64,9 +64,17 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
-    let service = LedgerServer::new(NodeService::new(ledger.clone(), config.clone()))
-        .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let gate = Arc::new(crate::read_gate::ReadGate::new(
+        ledger.clone(),
+        &config.node_id,
+    ));
+    let service = LedgerServer::new(NodeService::new(
+        ledger.clone(),
+        config.clone(),
+        gate.clone(),
+    ))
+    .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let notary = Arc::new(
         crate::notary::Notary::open(
             &config.data_dir,
@@ -80,7 +88,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     notary.spawn_refresher(ledger.clone());
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
     let rights = ledger_proto::rights::rights_server::RightsServer::new(
-        crate::rights::RightsService::new(ledger.clone(), notary),
+        crate::rights::RightsService::new(ledger.clone(), notary, gate),
     );
 
     let admin = ledger_proto::admin::admin_server::AdminServer::new(

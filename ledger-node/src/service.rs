@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ledger_core::envelope::{read_message, Envelope, VerifiedEvent};
+use ledger_core::envelope::{read_method, Envelope, LedgerId, VerifiedEvent};
 use ledger_core::event::{EventKind, Hash32, PublicKeyBytes, Role};
 use ledger_core::limits::MAX_SIGNED_AHEAD_SECONDS;
 use ledger_core::merkle;
@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::config::NodeConfig;
 use crate::ledger::{now, Ledger, LedgerError};
 use crate::raft::OutcomeRecord;
+use crate::read_gate::ReadGate;
 use crate::store::{Store, StoreError};
 
 pub use crate::limits::MAX_SUBMIT_EVENTS;
@@ -32,11 +33,16 @@ pub const MAX_PAGE: usize = 2000;
 pub struct NodeService {
     ledger: Arc<Ledger>,
     config: NodeConfig,
+    gate: Arc<ReadGate>,
 }
 
 impl NodeService {
-    pub fn new(ledger: Arc<Ledger>, config: NodeConfig) -> Self {
-        Self { ledger, config }
+    pub fn new(ledger: Arc<Ledger>, config: NodeConfig, gate: Arc<ReadGate>) -> Self {
+        Self {
+            ledger,
+            config,
+            gate,
+        }
     }
 }
 
@@ -99,8 +105,12 @@ fn refusal_pb(r: &Refusal) -> pb::Refusal {
 }
 
 /// Decodes, checks limits and verifies the signatures of one submitted envelope.
-fn open_submitted(env: ledger_core::pb::Envelope, now: Instant) -> Result<VerifiedEvent, Refusal> {
-    let v = Envelope::from_pb(env)?.open()?;
+fn open_submitted(
+    ledger: &LedgerId,
+    env: ledger_core::pb::Envelope,
+    now: Instant,
+) -> Result<VerifiedEvent, Refusal> {
+    let v = Envelope::from_pb(env)?.open(ledger)?;
     // In nanoseconds, as the state machine checks it: 300.5 s ahead is more than five minutes.
     if v.body.signed_at.unix_nanos()
         > now.unix_nanos() + i128::from(MAX_SIGNED_AHEAD_SECONDS) * 1_000_000_000
@@ -157,34 +167,6 @@ impl NodeService {
             _ => true,
         }
     }
-
-    fn reader(
-        &self,
-        token: Option<pb::ReadToken>,
-        subject: &str,
-    ) -> Result<(PublicKeyBytes, KeyRecord), Status> {
-        reader(&self.ledger, token, subject)
-    }
-}
-
-/// Checks a read token: a registered, unrevoked key that signed this subject recently.
-pub(crate) fn reader(
-    ledger: &Ledger,
-    token: Option<pb::ReadToken>,
-    subject: &str,
-) -> Result<(PublicKeyBytes, KeyRecord), Status> {
-    let t = token.ok_or_else(|| {
-        Status::unauthenticated(
-            "reads need a key: pass --key with the worker's key or an agency key",
-        )
-    })?;
-    signed_by_key(
-        ledger,
-        &t.public_key,
-        t.issued_at,
-        &t.signature,
-        &read_message(subject, t.issued_at),
-    )
 }
 
 /// Checks that a registered, unrevoked key signed `message` (which embeds `issued_at`) within
@@ -264,7 +246,11 @@ impl ledger_server::Ledger for NodeService {
         let (ledger, at_edge) = (self.ledger.clone(), self.checks_at_edge());
         // Signature checks are CPU work: keep them off the async executor.
         let opened: Vec<Result<VerifiedEvent, Refusal>> = tokio::task::spawn_blocking(move || {
-            let mut opened: Vec<_> = events.into_iter().map(|e| open_submitted(e, now)).collect();
+            let id = ledger.genesis().ledger_id();
+            let mut opened: Vec<_> = events
+                .into_iter()
+                .map(|e| open_submitted(&id, e, now))
+                .collect();
             if at_edge {
                 precheck_all(ledger.store(), &mut opened).map_err(|e| e.to_string())?;
             }
@@ -306,42 +292,52 @@ impl ledger_server::Ledger for NodeService {
         Ok(Response::new(pb::SubmitResponse { outcomes }))
     }
 
+    /// One whole event, for an agency key or a key that signed it. The token names the event
+    /// as asked (its id in hex, or `index:N`) and is checked before anything is looked up; a
+    /// key that may not read the event hears the same "not found" as for a missing one, since
+    /// an event's existence may itself be private.
     async fn get_event(
         &self,
         request: Request<pb::GetEventRequest>,
     ) -> Result<Response<pb::GetEventResponse>, Status> {
         let req = request.into_inner();
-        let index = match req.by {
-            Some(pb::get_event_request::By::Index(i)) => i,
+        let (subject, by_id) = match &req.by {
+            Some(pb::get_event_request::By::Index(i)) => (format!("index:{i}"), None),
             Some(pb::get_event_request::By::EventId(id)) => {
-                let id = Hash32::from_slice(&id).map_err(Status::invalid_argument)?;
-                match self
-                    .ledger
-                    .store()
-                    .get(&keys::event_id(&id))
-                    .map_err(|e| Status::internal(e.0))?
-                {
-                    Some(b) => u64::from_be_bytes(
-                        b.as_slice()
-                            .try_into()
-                            .map_err(|_| Status::internal("bad id index"))?,
-                    ),
-                    None => return Err(Status::not_found(format!("no event {id} in the ledger"))),
-                }
+                let id = Hash32::from_slice(id).map_err(Status::invalid_argument)?;
+                (id.to_hex(), Some(id))
             }
             None => return Err(Status::invalid_argument("name the event by id or index")),
+        };
+        let (pk, key) = self
+            .gate
+            .admit(req.token, read_method::GET_EVENT, &subject)?;
+        let hidden = || Status::not_found(format!("no event {subject} that this key may read"));
+        let index = match (by_id, &req.by) {
+            (Some(id), _) => match self
+                .ledger
+                .store()
+                .get(&keys::event_id(&id))
+                .map_err(|e| Status::internal(e.0))?
+            {
+                Some(b) => u64::from_be_bytes(
+                    b.as_slice()
+                        .try_into()
+                        .map_err(|_| Status::internal("bad id index"))?,
+                ),
+                None => return Err(hidden()),
+            },
+            (None, Some(pb::get_event_request::By::Index(i))) => *i,
+            _ => unreachable!("the selector was matched above"),
         };
         let rec = self
             .ledger
             .record(index)
             .map_err(store_status)?
-            .ok_or_else(|| Status::not_found(format!("no event at index {index}")))?;
-        let (pk, key) = self.reader(req.token, &rec.event_id.to_hex())?;
+            .ok_or_else(hidden)?;
         let signed_it = rec.envelope.signatures.iter().any(|s| s.public_key == pk);
         if key.role != Role::Agency && !signed_it {
-            return Err(Status::permission_denied(
-                "a whole event may be read by an agency or by its signers; workers list their own records with events WORKER",
-            ));
+            return Err(hidden());
         }
         Ok(Response::new(pb::GetEventResponse {
             event: Some(self.stored_pb(rec, None)),
@@ -355,7 +351,9 @@ impl ledger_server::Ledger for NodeService {
         let req = request.into_inner();
         let worker = ledger_core::ids::WorkerId::new(req.worker.clone())
             .map_err(|e| Status::invalid_argument(e.0))?;
-        let (_, key) = self.reader(req.token, worker.as_str())?;
+        let (_, key) =
+            self.gate
+                .admit(req.token, read_method::LIST_WORKER_EVENTS, worker.as_str())?;
         let allowed = key.role == Role::Agency
             || (key.role == Role::Worker && key.subject == worker.as_str());
         if !allowed {

@@ -119,14 +119,18 @@ pub fn new_node_key(data_dir: &Path) -> String {
 /// process, from a window chosen by the process id, and checked free before use.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    // 10000..20000: below the ephemeral range and below `free_port_block`'s ports.
     const FIRST: u32 = 10_000;
-    const WINDOWS: u32 = 90;
+    const WINDOWS: u32 = 40;
     const WINDOW: u32 = 250;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let base = FIRST + (std::process::id() % WINDOWS) * WINDOW;
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(n < WINDOWS * WINDOW, "no free test port left below 32768");
+        assert!(
+            n < WINDOWS * WINDOW,
+            "no free test port left in 10000..20000"
+        );
         // Past its own window a process walks on through the others (wrapping around).
         let port = (FIRST + (base - FIRST + n) % (WINDOWS * WINDOW)) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
@@ -162,6 +166,11 @@ pub struct TestLedger {
 }
 
 impl TestLedger {
+    /// What this ledger's events are signed for.
+    pub fn ledger_id(&self) -> ledger_core::envelope::LedgerId {
+        ledger_id(self.dir.path())
+    }
+
     pub fn start() -> TestLedger {
         let dir = tempfile::tempdir().expect("tempdir");
         make_genesis(dir.path(), "pcl-test");
@@ -454,6 +463,13 @@ pub fn make_genesis(dir: &Path, ledger: &str) {
     std::fs::write(dir.join("genesis.toml"), toml_genesis(&genesis)).unwrap();
 }
 
+/// The id of the ledger whose `genesis.toml` is in `dir`: what its events are signed for.
+pub fn ledger_id(dir: &Path) -> ledger_core::envelope::LedgerId {
+    ledger_node::config::load_genesis(&dir.join("genesis.toml"))
+        .expect("the test genesis loads")
+        .ledger_id()
+}
+
 /// A replicated ledger: `n` ledger-node processes with `[raft]` sections, on loopback ports or
 /// on test hosts in network namespaces ([`Layout`]).
 pub struct TestCluster {
@@ -592,6 +608,11 @@ impl TestCluster {
             .args(args)
             .output()
             .expect("run ledger-client")
+    }
+
+    /// What this ledger's events are signed for.
+    pub fn ledger_id(&self) -> ledger_core::envelope::LedgerId {
+        ledger_id(self.dir.path())
     }
 
     /// The trust file of the cluster's node keys.
@@ -864,6 +885,7 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let (ack, halt, url) = (acknowledged.clone(), stop.clone(), c.url(node));
         let key = ledger_client::keys::load(&c.key_path("CN-44")).unwrap();
+        let ledger = c.ledger_id();
         let prefix = prefix.to_string();
         let thread = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
@@ -886,7 +908,10 @@ impl Load {
                         // A failed request (no leader during an election) is simply not
                         // acknowledged; back off a little, as any client would, instead of
                         // spinning through the bound.
-                        match client.submit(vec![Envelope::sign(&body, &[&key])]).await {
+                        match client
+                            .submit(vec![Envelope::sign(&ledger, &body, &[&key])])
+                            .await
+                        {
                             Ok(out) if matches!(out[0], SubmitOutcome::Accepted { .. }) => {
                                 ack.lock().unwrap().push(worker)
                             }

@@ -266,7 +266,7 @@ fn signed(w: &World, line: &str) -> Envelope {
         signed_at: ledger_client::jsonl::now(),
         kind,
     };
-    Envelope::sign(&body, &[&key])
+    Envelope::sign(&w.ledger.ledger_id(), &body, &[&key])
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ledger_client::{Client, SubmitOutcome};
-use ledger_core::envelope::Envelope;
+use ledger_core::envelope::{Envelope, LedgerId};
 use ledger_core::event::{parse_json_event, EventBody, Hash32};
 use ledger_tests::*;
 
@@ -24,11 +24,12 @@ fn setup() -> (TestLedger, ed25519_dalek::SigningKey) {
 }
 
 /// The declaration of worker `w` for month `m` (a distinct event for each pair).
-fn envelope(key: &ed25519_dalek::SigningKey, w: usize, m: usize) -> Envelope {
+fn envelope(ledger: &LedgerId, key: &ed25519_dalek::SigningKey, w: usize, m: usize) -> Envelope {
     let period = format!("{}-{:02}", 2000 + m / 12, m % 12 + 1);
     let line = declaration(EMPLOYER, "CN-44", &period, &[&format!("W-{w}")], "5000.00");
     let (kind, _) = parse_json_event(&line).unwrap();
     Envelope::sign(
+        ledger,
         &EventBody {
             signed_at: ledger_client::jsonl::now(),
             kind,
@@ -43,6 +44,7 @@ fn every_acknowledged_event_survives_sigkill_under_load() {
     let acknowledged: Arc<Mutex<Vec<(Hash32, u64)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let url = ledger.url();
+    let id = ledger.ledger_id();
     let load = {
         let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -60,7 +62,7 @@ fn every_acknowledged_event_survives_sigkill_under_load() {
                         return;
                     }
                     let batch: Vec<Envelope> = (0..10)
-                        .map(|i| envelope(&key, i + 10 * (round % 5), round / 5))
+                        .map(|i| envelope(&id, &key, i + 10 * (round % 5), round / 5))
                         .collect();
                     match client.submit(batch).await {
                         Ok(outcomes) => {
@@ -153,7 +155,11 @@ fn a_corrupted_byte_in_the_store_is_detected_at_start_up() {
     rt.block_on(async {
         let mut c = Client::connect(&ledger.url()).await.unwrap();
         let out = c
-            .submit((0..20).map(|m| envelope(&key, 1, m)).collect())
+            .submit(
+                (0..20)
+                    .map(|m| envelope(&ledger.ledger_id(), &key, 1, m))
+                    .collect(),
+            )
             .await
             .unwrap();
         assert!(out

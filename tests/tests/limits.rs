@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ledger_client::SubmitOutcome;
+use ledger_core::envelope::LedgerId;
 use ledger_core::event::{parse_json_event, EventBody};
 use ledger_core::Envelope;
 use ledger_proto::node::ledger_client::LedgerClient;
@@ -60,13 +61,13 @@ fn junk_request(envelopes: usize, bytes_each: usize) -> SubmitRequest {
     }
 }
 
-fn person_envelope(worker: &str, key: &SigningKey) -> Envelope {
+fn person_envelope(ledger: &LedgerId, worker: &str, key: &SigningKey) -> Envelope {
     let (kind, _) = parse_json_event(&person(worker, "CN-44")).unwrap();
     let body = EventBody {
         signed_at: ledger_client::jsonl::now(),
         kind,
     };
-    Envelope::sign(&body, &[key])
+    Envelope::sign(ledger, &body, &[key])
 }
 
 /// Person registrations submitted one by one through `url` until stopped; counts the receipts.
@@ -79,13 +80,14 @@ fn background_load(
 ) -> tokio::task::JoinHandle<()> {
     rt.spawn(async move {
         let mut client = ledger_client::Client::connect(&url).await.unwrap();
+        let ledger = client.ledger_id().await.unwrap();
         // Bounded: at most 5,000 requests, or until told to stop.
         for i in 0..5000 {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
             let out = client
-                .submit(vec![person_envelope(&format!("LOAD-{i}"), &key)])
+                .submit(vec![person_envelope(&ledger, &format!("LOAD-{i}"), &key)])
                 .await;
             if let Ok(out) = out {
                 if matches!(out[0], SubmitOutcome::Accepted { .. }) {
@@ -160,7 +162,7 @@ fn oversized_and_unauthorised_submissions_are_refused_before_consensus() {
     let log_before = raft_field(&c, leader, "last_log_index");
     for node in [leader, follower] {
         let batch: Vec<Envelope> = (0..50)
-            .map(|i| person_envelope(&format!("STRANGER-{node}-{i}"), &stranger))
+            .map(|i| person_envelope(&c.ledger_id(), &format!("STRANGER-{node}-{i}"), &stranger))
             .collect();
         let outcomes = rt.block_on(async {
             let mut client = ledger_client::Client::connect(&c.url(node)).await.unwrap();
@@ -230,7 +232,11 @@ fn one_connection_flooding_large_requests_does_not_starve_another_client() {
             .unwrap();
         for i in 0..5 {
             let out = client
-                .submit(vec![person_envelope(&format!("CALM-{i}"), &agency)])
+                .submit(vec![person_envelope(
+                    &c.ledger_id(),
+                    &format!("CALM-{i}"),
+                    &agency,
+                )])
                 .await
                 .expect("a small submission during the flood");
             assert!(

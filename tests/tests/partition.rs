@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ledger_client::SubmitOutcome;
+use ledger_core::envelope::LedgerId;
 use ledger_core::event::{parse_json_event, EventBody};
 use ledger_core::Envelope;
 use ledger_tests::netns::{Host, Mesh};
@@ -46,13 +47,14 @@ impl Load {
         let (ack, halt) = (acknowledged.clone(), stop.clone());
         let urls: Vec<String> = (0..NODES).map(|i| c.url(i)).collect();
         let key = ledger_client::keys::load(&c.key_path("CN-44")).unwrap();
+        let ledger = c.ledger_id();
         let thread = std::thread::spawn(move || {
             mesh.enter_client_namespace();
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(drive(urls, key, ack, halt))
+                .block_on(drive(ledger, urls, key, ack, halt))
         });
         Load {
             acknowledged,
@@ -81,6 +83,7 @@ impl Load {
 }
 
 async fn drive(
+    ledger: LedgerId,
     urls: Vec<String>,
     key: ed25519_dalek::SigningKey,
     ack: Arc<Mutex<Vec<String>>>,
@@ -97,7 +100,7 @@ async fn drive(
             signed_at: ledger_client::jsonl::now(),
             kind,
         };
-        let envelope = Envelope::sign(&body, &[&key]);
+        let envelope = Envelope::sign(&ledger, &body, &[&key]);
         let url = urls[node].clone();
         let attempt = async move {
             let mut client = ledger_client::Client::connect(&url).await.ok()?;

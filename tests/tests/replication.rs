@@ -124,6 +124,7 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
         .unwrap()
         .block_on(async {
             let mut client = ledger_client::Client::connect(&url).await.unwrap();
+            let ledger = client.ledger_id().await.unwrap();
             // One request per event: each becomes its own Raft entry.
             for i in 0..40 {
                 let (kind, _) =
@@ -134,7 +135,7 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
                     kind,
                 };
                 let out = client
-                    .submit(vec![ledger_core::Envelope::sign(&body, &[&key])])
+                    .submit(vec![ledger_core::Envelope::sign(&ledger, &body, &[&key])])
                     .await
                     .unwrap();
                 assert!(

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use ledger_client::SubmitOutcome;
+use ledger_core::envelope::read_method;
 use ledger_core::event::{EventBody, Hash32};
 use ledger_proto::node::{get_event_request::By, ledger_client::LedgerClient, GetEventRequest};
 use ledger_tests::*;
@@ -23,6 +24,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn register(url: &str, key: &SigningKey, groups: &[Vec<String>]) -> Vec<(u64, Hash32)> {
     runtime().block_on(async {
         let mut client = ledger_client::Client::connect(url).await.unwrap();
+        let ledger = client.ledger_id().await.unwrap();
         let mut appended = Vec::new();
         for workers in groups {
             let envelopes = workers
@@ -34,7 +36,7 @@ fn register(url: &str, key: &SigningKey, groups: &[Vec<String>]) -> Vec<(u64, Ha
                         signed_at: ledger_client::jsonl::now(),
                         kind,
                     };
-                    ledger_core::Envelope::sign(&body, &[key])
+                    ledger_core::Envelope::sign(&ledger, &body, &[key])
                 })
                 .collect();
             for out in client.submit(envelopes).await.unwrap() {
@@ -55,12 +57,17 @@ fn events_at(url: &str, key: &SigningKey, appended: &[(u64, Hash32)]) -> Vec<Vec
     use prost::Message;
     runtime().block_on(async {
         let mut client = LedgerClient::new(test_channel(url).await);
+        let mut sdk = ledger_client::Client::connect(url).await.unwrap();
         let mut events = Vec::new();
-        for (index, id) in appended {
+        for (index, _) in appended {
+            let token = sdk
+                .token(key, read_method::GET_EVENT, &format!("index:{index}"))
+                .await
+                .unwrap();
             let reply = client
                 .get_event(GetEventRequest {
                     by: Some(By::Index(*index)),
-                    token: Some(ledger_client::read_token(key, &id.to_hex())),
+                    token: Some(token),
                 })
                 .await
                 .unwrap();

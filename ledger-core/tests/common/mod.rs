@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
-use ledger_core::envelope::{Envelope, VerifiedEvent};
+use ledger_core::envelope::{Envelope, LedgerId, VerifiedEvent};
 use ledger_core::event::*;
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 use ledger_core::ids::*;
@@ -87,10 +87,13 @@ impl Mem {
     }
 }
 
+/// The ledger every test event is signed for (a genesis hash of the tests' own).
+pub const LEDGER: LedgerId = LedgerId(Hash32([0x1e; 32]));
+
 /// Signs a body with `signers` and opens it, as a node does before ordering it.
 pub fn signed(kind: EventKind, signed_at: Instant, signers: &[&SigningKey]) -> VerifiedEvent {
-    Envelope::sign(&EventBody { signed_at, kind }, signers)
-        .open()
+    Envelope::sign(&LEDGER, &EventBody { signed_at, kind }, signers)
+        .open(&LEDGER)
         .expect("test events open")
 }
 

@@ -439,6 +439,7 @@ mod tests {
         let (kind, _) = parse_json_event(&json).unwrap();
         let signed_at = "2024-06-01T00:00:00Z".parse().unwrap();
         Envelope::sign(
+            &genesis().ledger_id(),
             &EventBody { signed_at, kind },
             &[&SigningKey::from_bytes(&[1; 32])],
         )

@@ -14,7 +14,7 @@
 
 use std::io::{Read, Write};
 
-use ledger_core::envelope::{Envelope, VerifiedEvent};
+use ledger_core::envelope::{Envelope, LedgerId, VerifiedEvent};
 use ledger_core::event::Hash32;
 use ledger_core::limits::MAX_ENVELOPE_BYTES;
 use ledger_core::pb;
@@ -308,6 +308,7 @@ pub fn stage(store: &SledStore, input: impl Read) -> Result<Staged, String> {
     }
     let mut replay = Replay {
         store,
+        ledger: state::read_ledger_id(store).map_err(|e| e.0)?,
         pending: Writes::new(),
         group: Vec::new(),
         stamp: None,
@@ -357,6 +358,7 @@ fn same_as_own(store: &SledStore, rec: &Record) -> Result<(), String> {
 /// The events a node lacks, replayed with `apply_entry` in groups of one stamp.
 struct Replay<'a> {
     store: &'a SledStore,
+    ledger: LedgerId,
     pending: Writes,
     group: Vec<(u64, VerifiedEvent)>,
     stamp: Option<Instant>,
@@ -370,7 +372,7 @@ impl Replay<'_> {
         }
         let opened = pb::Envelope::decode(rec.envelope.as_slice())
             .map_err(|e| ledger_core::refusal::Refusal::Malformed(format!("envelope: {e}")))
-            .and_then(|env| Envelope::from_pb(env)?.open())
+            .and_then(|env| Envelope::from_pb(env)?.open(&self.ledger))
             .map_err(|refusal| format!("event {}: {refusal}", rec.index))?;
         self.group.push((rec.index, opened));
         Ok(())

@@ -106,13 +106,14 @@ fn apply_request(
             Writes::new(),
         ));
     };
+    let ledger = state::read_ledger_id(view)?;
     let opened: Vec<std::result::Result<VerifiedEvent, Refusal>> = req
         .envelopes
         .iter()
         .map(|bytes| {
             let env = pb::Envelope::decode(bytes.as_slice())
                 .map_err(|e| Refusal::Malformed(format!("envelope: {e}")))?;
-            Envelope::from_pb(env)?.open()
+            Envelope::from_pb(env)?.open(&ledger)
         })
         .collect();
     let verified: Vec<VerifiedEvent> = opened
@@ -542,6 +543,7 @@ mod tests {
         let env = |json: String| {
             let (kind, _) = ledger_core::event::parse_json_event(&json).unwrap();
             Envelope::sign(
+                &genesis().ledger_id(),
                 &ledger_core::event::EventBody { signed_at, kind },
                 &[&agency],
             )
@@ -829,7 +831,9 @@ mod tests {
                     );
                     let (kind, _) = ledger_core::event::parse_json_event(&json).unwrap();
                     let body = ledger_core::event::EventBody { signed_at, kind };
-                    Envelope::sign(&body, &[&agency]).to_pb().encode_to_vec()
+                    Envelope::sign(&genesis().ledger_id(), &body, &[&agency])
+                        .to_pb()
+                        .encode_to_vec()
                 })
                 .collect();
             let req = LedgerRequest {

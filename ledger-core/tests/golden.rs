@@ -363,3 +363,90 @@ fn a_format_1_signature_is_refused_with_the_reason() {
         other => panic!("{other:?}"),
     }
 }
+
+/// docs/integration.md gives an integrator in another language test vectors for every byte
+/// they must reproduce; this recomputes each with the code and compares.
+#[test]
+fn the_integrators_guide_vectors_are_the_codes() {
+    use ledger_core::envelope::{read_message, ReadScope};
+    let guide = include_str!("../../docs/integration.md");
+    let block = guide
+        .split("```vectors\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/integration.md has a ```vectors block");
+    let given: BTreeMap<&str, &str> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("name = value");
+            (k.trim(), v.trim())
+        })
+        .collect();
+
+    let key = golden_key();
+    let person = Envelope::sign(&LEDGER, &person_registered(), &[&key]);
+    let declared = Envelope::sign(&LEDGER, &declaration(), &[&key]);
+    let nonce = [0x0e; 16];
+    let scope = ReadScope {
+        ledger: LEDGER,
+        audience: "node-1",
+        method: ledger_core::envelope::read_method::ENTITLEMENT,
+        subject: "W-1",
+    };
+    let token_message = read_message(&scope, &nonce, 1_700_000_000).unwrap();
+    let line_hashes: Vec<_> = declared
+        .lines
+        .iter()
+        .map(|l| hex::encode(merkle::leaf_hash(l).0))
+        .collect();
+    use ed25519_dalek::Signer;
+    let want: BTreeMap<&str, String> = [
+        ("key_seed", hex::encode(key.to_bytes())),
+        ("public_key", GOLDEN_PUBLIC_KEY.to_string()),
+        ("ledger_id", LEDGER.to_hex()),
+        ("event_domain", hex::encode(EVENT_DOMAIN)),
+        ("person_body", hex::encode(&person.body)),
+        (
+            "person_signing_message",
+            hex::encode(ledger_core::envelope::signing_message(
+                &LEDGER,
+                &person.body,
+            )),
+        ),
+        ("person_event_id", person.id(&LEDGER).to_hex()),
+        (
+            "person_signature",
+            hex::encode(person.signatures[0].signature),
+        ),
+        ("declaration_line_0", hex::encode(&declared.lines[0])),
+        ("declaration_line_1", hex::encode(&declared.lines[1])),
+        ("declaration_leaf_0", line_hashes[0].clone()),
+        ("declaration_leaf_1", line_hashes[1].clone()),
+        (
+            "declaration_lines_root",
+            hex::encode(merkle::root(&declared.lines).0),
+        ),
+        ("declaration_body", hex::encode(&declared.body)),
+        ("declaration_event_id", declared.id(&LEDGER).to_hex()),
+        (
+            "declaration_signature",
+            hex::encode(declared.signatures[0].signature),
+        ),
+        ("token_message", hex::encode(&token_message)),
+        (
+            "token_signature",
+            hex::encode(key.sign(&token_message).to_bytes()),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let printed: String = want.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    for (k, v) in &want {
+        assert_eq!(
+            given.get(k).copied(),
+            Some(v.as_str()),
+            "vector {k} of docs/integration.md; the code gives:\n{printed}"
+        );
+    }
+}

@@ -35,7 +35,16 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 pub struct NodeTls {
     pub public_key: NodeKey,
     identity: Arc<Identity>,
+    /// A second certificate, ECDSA P-256, for clients whose TLS library offers no ed25519
+    /// (gRPC's C core with BoringSSL: Python, C++, C#, Ruby). They pin this certificate file.
+    p256: Identity,
 }
+
+/// Where the P-256 key of the second certificate is kept (PKCS#8 DER), so that its certificate
+/// keeps its key across restarts.
+pub const P256_KEY_FILE: &str = "node-p256.key";
+/// The second certificate (PEM), for clients that cannot verify ed25519.
+pub const P256_CERT_FILE: &str = "node-p256.crt";
 
 impl NodeTls {
     /// Makes the self-signed certificate of `key` for the names `sans` (IPs or DNS names), and
@@ -60,6 +69,7 @@ impl NodeTls {
                 cert: cert.der().clone(),
                 key: PrivateKeyDer::Pkcs8(pkcs8),
             }),
+            p256: p256_identity(sans, data_dir)?,
         })
     }
 
@@ -72,18 +82,99 @@ impl NodeTls {
     }
 
     /// A TLS server: peers must present a pinned certificate when `clients` is mandatory.
+    /// A client that offers ed25519 gets the node-key certificate; any other gets the P-256 one.
     pub fn acceptor(&self, clients: PinnedClient) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        let certified = |id: &Identity| -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
+            let key = transport::provider()
+                .key_provider
+                .load_private_key(id.key.clone_key())
+                .context("loading a node certificate key")?;
+            Ok(Arc::new(rustls::sign::CertifiedKey::new(
+                vec![id.cert.clone()],
+                key,
+            )))
+        };
         let mut config = rustls::ServerConfig::builder_with_provider(transport::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(Arc::new(clients))
-            .with_single_cert(
-                vec![self.identity.cert.clone()],
-                self.identity.key.clone_key(),
-            )
-            .context("the node certificate")?;
+            .with_cert_resolver(Arc::new(ByScheme {
+                ed25519: certified(&self.identity)?,
+                p256: certified(&self.p256)?,
+            }));
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
+}
+
+/// Picks the node-key (ed25519) certificate when the client can verify it, else the P-256 one.
+#[derive(Debug)]
+struct ByScheme {
+    ed25519: Arc<rustls::sign::CertifiedKey>,
+    p256: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl rustls::server::ResolvesServerCert for ByScheme {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let schemes = hello.signature_schemes();
+        if schemes.contains(&rustls::SignatureScheme::ED25519) {
+            Some(self.ed25519.clone())
+        } else if schemes.contains(&rustls::SignatureScheme::ECDSA_NISTP256_SHA256) {
+            Some(self.p256.clone())
+        } else {
+            None
+        }
+    }
+}
+
+/// The P-256 certificate for clients without ed25519: its key made once and kept in
+/// `DATA_DIR/node-p256.key`, the certificate written to `DATA_DIR/node-p256.crt`.
+fn p256_identity(sans: &[String], data_dir: &Path) -> anyhow::Result<Identity> {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let path = data_dir.join(P256_KEY_FILE);
+    let key_pair = match std::fs::read(&path) {
+        Ok(der) => {
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(der), alg)
+                .with_context(|| format!("{} is not a P-256 key", path.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let k = rcgen::KeyPair::generate_for(alg).context("making a P-256 key")?;
+            write_private(&path, &k.serialize_der())?;
+            k
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let cert = rcgen::CertificateParams::new(sans.to_vec())
+        .context("the certificate's names ([tls] names)")?
+        .self_signed(&key_pair)
+        .context("signing the P-256 certificate")?;
+    let crt = data_dir.join(P256_CERT_FILE);
+    std::fs::write(&crt, pem_certificate(cert.der()))
+        .with_context(|| format!("writing {}", crt.display()))?;
+    Ok(Identity {
+        cert: cert.der().clone(),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der())),
+    })
+}
+
+/// Writes a secret file readable by its owner only, whole or not at all.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// PEM (RFC 7468) of a DER certificate: base64 in lines of 64 characters.
@@ -330,5 +421,22 @@ mod tests {
         );
         let from_file = transport::key_of_cert_file(&dir.path().join("node.crt")).unwrap();
         assert_eq!(from_file, tls.public_key);
+    }
+
+    #[test]
+    fn the_p256_certificate_keeps_its_key_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let names = ["127.0.0.1".to_string()];
+        let first = NodeTls::new(&key, &names, dir.path()).unwrap();
+        let again = NodeTls::new(&key, &names, dir.path()).unwrap();
+        assert_eq!(first.p256.key.secret_der(), again.p256.key.secret_der());
+        // It is not the node key's certificate: our own clients never pin it.
+        assert!(transport::cert_key(&first.p256.cert).is_err());
+        let mode = std::fs::metadata(dir.path().join(P256_KEY_FILE))
+            .unwrap()
+            .permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o600);
     }
 }

@@ -45,8 +45,6 @@ pub fn token_message(subject: &str, issued_at: i64) -> Option<Vec<u8>> {
     read_message(&scope, &TOKEN_NONCE, issued_at)
 }
 
-/// First bytes of a ledger snapshot (`raft::state_machine`'s format version 1).
-pub const SNAPSHOT_MAGIC: &[u8] = b"PCL-SNAPSHOT-1\n";
 /// The trust file of the statement target: the seed node's key alone (a quorum of one).
 pub fn trust() -> Trust {
     Trust::parse(&format!("CN-44 {}\n", node_note_key().verifier_string()))
@@ -219,8 +217,9 @@ fn membership() -> Membership<u64, LedgerNode> {
     let nodes: BTreeMap<u64, LedgerNode> = (1..=3)
         .map(|id| {
             let n = LedgerNode {
-                raft_address: format!("http://127.0.0.1:720{id}"),
-                public_address: format!("http://127.0.0.1:710{id}"),
+                raft_address: format!("https://127.0.0.1:720{id}"),
+                public_address: format!("https://127.0.0.1:710{id}"),
+                node_key: format!("{id:02x}").repeat(32),
             };
             (id, n)
         })
@@ -275,7 +274,7 @@ fn raft_seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
         vote,
         meta,
         offset: 0,
-        data: frame_snapshot(&[(b"mhead".to_vec(), vec![0; 40])]),
+        data: genesis_snapshot(),
         done: true,
     };
     let ok_append: raft_wire::Reply<AppendEntriesResponse<u64>, Infallible> =
@@ -315,7 +314,7 @@ fn raft_seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
 }
 
 /// The key/value pairs of a store holding a genesis of two jurisdictions.
-fn genesis_pairs() -> Vec<(Vec<u8>, Vec<u8>)> {
+fn genesis() -> Genesis {
     let key = |seed: u8| {
         PublicKeyBytes(
             SigningKey::from_bytes(&[seed; 32])
@@ -323,7 +322,7 @@ fn genesis_pairs() -> Vec<(Vec<u8>, Vec<u8>)> {
                 .to_bytes(),
         )
     };
-    let genesis = Genesis {
+    Genesis {
         ledger: "pcl-fuzz".into(),
         jurisdictions: vec![
             GenesisJurisdiction {
@@ -335,34 +334,23 @@ fn genesis_pairs() -> Vec<(Vec<u8>, Vec<u8>)> {
                 agency_keys: vec![key(2)],
             },
         ],
-    };
-    state::genesis_writes(&genesis)
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v?)))
-        .collect()
-}
-
-/// Magic and (u32 BE length, key, u32 BE length, value) per pair, without the checksum.
-pub fn frame_body(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let mut out = SNAPSHOT_MAGIC.to_vec();
-    for (k, v) in pairs {
-        for part in [k, v] {
-            out.extend_from_slice(&(part.len() as u32).to_be_bytes());
-            out.extend_from_slice(part);
-        }
     }
-    out
 }
 
-pub fn with_checksum(body: &[u8]) -> Vec<u8> {
-    let mut out = body.to_vec();
-    out.extend_from_slice(blake3::hash(body).as_bytes());
+/// A snapshot (format 2, trailer included) of a ledger that holds only its genesis, written
+/// by the node's own code from a real store.
+pub fn genesis_snapshot() -> Vec<u8> {
+    use ledger_node::store::Store;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = ledger_node::store::SledStore::open(dir.path()).expect("a store");
+    store
+        .commit(&state::genesis_writes(&genesis()))
+        .expect("genesis written");
+    let header = ledger_node::raft::snapshot::current_header(&store, None, Default::default())
+        .expect("a header");
+    let mut out = Vec::new();
+    ledger_node::raft::snapshot::write(&store, &header, &mut out).expect("a snapshot");
     out
-}
-
-/// A whole snapshot as `raft::state_machine` writes it.
-pub fn frame_snapshot(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    with_checksum(&frame_body(pairs))
 }
 
 /// Every target's seeds.
@@ -382,7 +370,7 @@ pub fn all() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
     );
     m.insert(
         "snapshot",
-        vec![frame_body(&genesis_pairs()), frame_body(&[])],
+        vec![genesis_snapshot()],
     );
     m
 }
@@ -430,6 +418,6 @@ fn check_accepted() {
     }
     raft_wire::decode_vote(&m["raft_vote"][0]).expect("decodes");
     for s in &m["snapshot"] {
-        raft_wire::decode_snapshot(&with_checksum(s)).expect("a valid snapshot");
+        raft_wire::decode_snapshot(s).expect("a valid snapshot");
     }
 }

@@ -303,6 +303,7 @@ fn genesis_pairs() -> Vec<(Vec<u8>, Vec<u8>)> {
                 agency_keys: vec![key(2)],
             },
         ],
+        authority_quorum: None,
     };
     state::genesis_writes(&genesis)
         .into_iter()

@@ -499,6 +499,7 @@ mod tests {
                     key.verifying_key().to_bytes(),
                 )],
             }],
+            authority_quorum: None,
         }
     }
 

@@ -13,8 +13,6 @@ use crate::wire;
 pub const EVENT_DOMAIN: &[u8] = b"portable-contribution-ledger/event/v1\n";
 /// Domain separation for read tokens, so a read signature can never pass for an event's.
 pub const READ_DOMAIN: &[u8] = b"portable-contribution-ledger/read/v1\n";
-/// Domain separation for cluster administration (membership changes) by an agency key.
-pub const ADMIN_DOMAIN: &[u8] = b"portable-contribution-ledger/admin/v1\n";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureEntry {
@@ -128,57 +126,6 @@ impl Envelope {
 }
 
 /// The message a reader signs to read `subject` (a worker id or an event id in hex) at `issued_at`.
-/// A change of the cluster's membership, as an agency signs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminChange<'a> {
-    AddLearner {
-        id: u64,
-        raft_address: &'a str,
-        public_address: &'a str,
-        /// Hex node key; empty in requests of nodes without TLS (and signed texts before it).
-        node_key: &'a str,
-    },
-    Promote(u64),
-    Remove(u64),
-}
-
-impl AdminChange<'_> {
-    /// The canonical text: `add-learner ID RAFT_URL PUBLIC_URL [NODE_KEY]`, `promote ID`,
-    /// `remove ID`. The node key is signed too, so a forwarding node cannot swap it.
-    pub fn text(&self) -> String {
-        match self {
-            Self::AddLearner {
-                id,
-                raft_address,
-                public_address,
-                node_key: "",
-            } => {
-                format!("add-learner {id} {raft_address} {public_address}")
-            }
-            Self::AddLearner {
-                id,
-                raft_address,
-                public_address,
-                node_key,
-            } => format!("add-learner {id} {raft_address} {public_address} {node_key}"),
-            Self::Promote(id) => format!("promote {id}"),
-            Self::Remove(id) => format!("remove {id}"),
-        }
-    }
-}
-
-/// What an agency signs to change the cluster: the ledger, the change in its canonical text
-/// (e.g. `promote 4`), and when.
-pub fn admin_message(ledger: &str, change: &str, issued_at: i64) -> Vec<u8> {
-    let mut m = ADMIN_DOMAIN.to_vec();
-    m.extend_from_slice(ledger.as_bytes());
-    m.push(0);
-    m.extend_from_slice(change.as_bytes());
-    m.push(0);
-    m.extend_from_slice(issued_at.to_string().as_bytes());
-    m
-}
-
 pub fn read_message(subject: &str, issued_at: i64) -> Vec<u8> {
     let mut m = READ_DOMAIN.to_vec();
     m.extend_from_slice(subject.as_bytes());

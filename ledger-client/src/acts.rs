@@ -103,10 +103,7 @@ impl ActFile {
         if self.signatures.iter().any(|s| s.public_key == public_key) {
             return Err(format!("key {public_key} has already signed this act"));
         }
-        let signed = Envelope::sign(
-            &body_of(&self.act()?, &self.nonce, self.signed_at),
-            &[key],
-        );
+        let signed = Envelope::sign(&body_of(&self.act()?, &self.nonce, self.signed_at), &[key]);
         if hex::encode(&signed.body) != self.body {
             return Err("the act file's body does not encode its act; it was altered".into());
         }

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use ledger_client::acts::{fresh_nonce, ActFile};
 use ledger_client::retry::{self, Session};
 use ledger_client::{
     default_node_url, jsonl, keys, split_requests, Client, ClientError, SubmitOutcome,
 };
+use ledger_core::authority::Act;
 use ledger_core::event::{
     to_json_event, EventBody, EventKind, KeyRegistered, PublicKeyBytes, Role,
 };
-use ledger_client::acts::{fresh_nonce, ActFile};
-use ledger_core::authority::Act;
 use serde_json::json;
 
 mod render;
@@ -377,7 +377,12 @@ async fn act_command(cli: &Cli, command: &ActCommand) -> anyhow::Result<ExitCode
                 .create_new(true)
                 .open(out)
                 .and_then(|mut f| std::io::Write::write_all(&mut f, file.to_json().as_bytes()))
-                .with_context(|| format!("creating {} (an existing file is never replaced)", out.display()))?;
+                .with_context(|| {
+                    format!(
+                        "creating {} (an existing file is never replaced)",
+                        out.display()
+                    )
+                })?;
             println!("{act} (nonce {nonce}): written to {}", out.display());
         }
         ActCommand::Sign { file: path, keys } => {
@@ -391,8 +396,11 @@ async fn act_command(cli: &Cli, command: &ActCommand) -> anyhow::Result<ExitCode
         ActCommand::Show { file: path } => {
             let file = read_act_file(path)?;
             if cli.json {
-                let signers: Vec<String> =
-                    file.signatures.iter().map(|s| s.public_key.to_hex()).collect();
+                let signers: Vec<String> = file
+                    .signatures
+                    .iter()
+                    .map(|s| s.public_key.to_hex())
+                    .collect();
                 println!(
                     "{}",
                     json!({"act": file.act, "nonce": file.nonce, "signed_at": file.signed_at.to_string(), "signers": signers})

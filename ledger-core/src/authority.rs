@@ -207,7 +207,11 @@ impl Authority {
     pub fn of(genesis: &Genesis) -> Authority {
         Authority {
             quorum: genesis.authority_quorum(),
-            jurisdictions: genesis.jurisdictions.iter().map(|j| j.code.clone()).collect(),
+            jurisdictions: genesis
+                .jurisdictions
+                .iter()
+                .map(|j| j.code.clone())
+                .collect(),
         }
     }
 

@@ -16,9 +16,12 @@ fn act(a: &str, nonce: &str) -> EventKind {
 }
 
 fn apply(store: &mut Mem, ev: &ledger_core::VerifiedEvent) -> Outcome {
-    let applied =
-        state::apply_entry(store, instant("2025-01-01T00:00:00Z"), std::slice::from_ref(ev))
-            .unwrap();
+    let applied = state::apply_entry(
+        store,
+        instant("2025-01-01T00:00:00Z"),
+        std::slice::from_ref(ev),
+    )
+    .unwrap();
     store.commit(&applied.writes);
     applied.outcomes.into_iter().next().unwrap()
 }

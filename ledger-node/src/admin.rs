@@ -59,7 +59,10 @@ fn members_pb(raft: &Raft) -> Vec<pb::Member> {
 fn refusal_status(code: &str, message: String) -> Status {
     let message = format!("the ledger act was refused ({code}): {message}");
     match code {
-        "insufficient_authority" | "wrong_role" | "wrong_jurisdiction" | "unknown_key"
+        "insufficient_authority"
+        | "wrong_role"
+        | "wrong_jurisdiction"
+        | "unknown_key"
         | "revoked_key" => Status::permission_denied(message),
         "already_exists" | "already_voided" => Status::already_exists(message),
         "not_found" => Status::not_found(message),

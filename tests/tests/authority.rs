@@ -88,7 +88,11 @@ fn one_agency_cannot_remove_a_voter_and_a_replayed_act_is_refused() {
     assert!(done.status.success(), "{}", stderr(&done));
     let done: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
     let index = done["index"].as_u64().unwrap();
-    assert_eq!(index, before + 1, "the act is recorded in the ledger: {done}");
+    assert_eq!(
+        index,
+        before + 1,
+        "the act is recorded in the ledger: {done}"
+    );
     assert!(
         !nodes(&cluster, leader).contains(&(victim as u64 + 1)),
         "{done}"

@@ -196,6 +196,11 @@ fn an_agency_adds_promotes_and_removes_members() {
         .unwrap()
         .clone();
     assert_eq!(four["voter"], true, "{promoted}");
+    assert_eq!(
+        promoted["index"].as_u64(),
+        Some(size + 1),
+        "the act is recorded"
+    );
     let s = cluster.status(leader).unwrap();
     assert!(
         s["commit_index"].as_u64().unwrap() > 0,
@@ -231,7 +236,8 @@ fn an_agency_adds_promotes_and_removes_members() {
     let out = cluster.submit(leader, &agency, &[person("W-M3", "CN-44")]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_for("node 4 to apply the new event", || {
-        json(&client(&url4, &["--json", "status"]))["log_size"].as_u64() == Some(size + 1)
+        // The promote and remove acts are recorded too: two events before the person.
+        json(&client(&url4, &["--json", "status"]))["log_size"].as_u64() == Some(size + 3)
     });
     let mut unknown: Vec<&str> = vec!["member", "remove", "--id", "99"];
     unknown.extend(quorum.iter().flat_map(|k| ["--key", *k]));

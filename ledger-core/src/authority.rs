@@ -55,13 +55,12 @@ impl Act {
     pub fn parse(text: &str) -> Result<Act, String> {
         let words: Vec<&str> = text.split(' ').collect();
         let id = |w: &str| -> Result<u64, String> {
-            let id: u64 = w
-                .parse()
-                .map_err(|_| format!("{w:?} is not a node id (a whole number from 1)"))?;
-            if id == 0 || w.starts_with('0') {
-                return Err(format!("{w:?} is not a node id (a whole number from 1)"));
+            let not_id = || format!("{w:?} is not a node id (a whole number from 1)");
+            // Digits only, no leading zero: one id, one text.
+            if w.is_empty() || w.starts_with('0') || !w.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(not_id());
             }
-            Ok(id)
+            w.parse().map_err(|_| not_id())
         };
         let act = match words.as_slice() {
             ["add-learner", n, raft, public] => Act::AddLearner {
@@ -369,6 +368,7 @@ mod tests {
             "remove 03",
             "remove 0",
             "remove x",
+            "remove +3",
             "demote 3",
             "add-learner 4 10.0.0.4 https://h",
             "register-agency-key cn-44 00",

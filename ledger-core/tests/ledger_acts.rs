@@ -122,29 +122,64 @@ fn an_agency_rotates_its_own_keys_and_cannot_touch_anothers() {
     assert_eq!(r.code(), "not_found");
 }
 
+/// A store from a genesis of three jurisdictions (CN-44, CN-33, DE; quorum 2 by default).
+fn three_jurisdictions() -> Mem {
+    let mut g = genesis();
+    g.jurisdictions
+        .push(ledger_core::genesis::GenesisJurisdiction {
+            code: ju("DE"),
+            agency_keys: vec![pk(&key(AGENCY_DE))],
+        });
+    let mut m = Mem::default();
+    m.commit(&state::genesis_writes(&g));
+    m
+}
+
+const AGENCY_DE: u8 = 3;
+
 #[test]
 fn a_lost_jurisdiction_is_restored_by_the_others() {
-    let mut store = Mem::from_genesis();
-    let (a44, a33, new44) = (key(AGENCY_44), key(AGENCY_33), key(42));
+    let mut store = three_jurisdictions();
+    let (a44, a33, de, new44) = (key(AGENCY_44), key(AGENCY_33), key(AGENCY_DE), key(42));
+    // CN-44's only key is stolen: the others revoke it, without CN-44...
     let revoke = format!("revoke-agency-key CN-44 {}", pk(&a44));
+    let r = refusal(apply(
+        &mut store,
+        &signed(act(&revoke, "l-1"), instant(AT), &[&a33]),
+    ));
+    assert_eq!(
+        r.code(),
+        "insufficient_authority",
+        "one other is not 2 of 3"
+    );
     receipt(apply(
         &mut store,
-        &signed(act(&revoke, "l-1"), instant(AT), &[&a44]),
+        &signed(act(&revoke, "l-1"), instant(AT), &[&a33, &de]),
     ));
+    // ...the thief can no longer use it, not even for CN-44's own keys...
+    let thief = key(43);
+    let grab = format!("register-agency-key CN-44 {}", pk(&thief));
+    let r = refusal(apply(
+        &mut store,
+        &signed(act(&grab, "l-2"), instant(AT), &[&a44]),
+    ));
+    assert_eq!(r.code(), "revoked_key");
+    // ...and the others give CN-44 its new key, which then acts for CN-44.
     let restore = format!("register-agency-key CN-44 {}", pk(&new44));
-    // CN-33 alone is one of two: not enough.
-    assert!(matches!(
-        apply(
-            &mut store,
-            &signed(act(&restore, "l-2"), instant(AT), &[&a33])
-        ),
-        Outcome::Refused(_)
+    receipt(apply(
+        &mut store,
+        &signed(act(&restore, "l-3"), instant(AT), &[&a33, &de]),
     ));
-    // A quorum of 2 needs CN-44's own signature too, which it lost: a genesis with three or more
-    // jurisdictions restores one from the others. Here the quorum is the whole genesis.
-    let authority = state::authority(&store).unwrap();
-    assert_eq!(authority.quorum, 2);
-    assert_eq!(authority.jurisdictions.len(), 2);
+    let person = EventKind::PersonRegistered(PersonRegistered {
+        worker: worker("W-R1"),
+        jurisdiction: ju("CN-44"),
+        sex: Sex::Male,
+        birth_date: date("1980-01-01"),
+        female_category: None,
+        nationality: ju("CN"),
+        hukou: None,
+    });
+    receipt(apply(&mut store, &signed(person, instant(AT), &[&new44])));
 }
 
 #[test]

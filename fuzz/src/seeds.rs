@@ -334,6 +334,7 @@ fn genesis() -> Genesis {
                 agency_keys: vec![key(2)],
             },
         ],
+        authority_quorum: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! from Rust. Key files ([`keys`]), reading JSONL event files ([`jsonl`]), and the gRPC client
 //! ([`Client`]) that converts wire messages to core values at this edge.
 
+pub mod acts;
 pub mod bench;
 pub mod jsonl;
 pub mod keys;
@@ -99,6 +100,15 @@ pub struct Client {
     /// The ledger and node, asked of the node once: events are signed for the ledger, read
     /// tokens for both.
     identity: Option<NodeIdentity>,
+}
+
+/// This machine's clock as a ledger instant (what a signer's `signed_at` says).
+pub fn clock_now() -> ledger_core::time::Instant {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ledger_core::time::Instant::from_unix_utc(d.as_secs() as i64, d.subsec_nanos())
+        .expect("the clock is within years 1900..9999")
 }
 
 fn now_unix() -> i64 {
@@ -403,25 +413,18 @@ impl Client {
         Ok((r.index, r.appended_at, r.checkpoint))
     }
 
-    /// Changes the cluster's membership, signed by an agency key (any node forwards to the
-    /// leader). Adding a learner returns once it has caught up.
-    pub async fn change_membership(
+    /// Submits a signed ledger act (any node forwards it to the leader): the node records it
+    /// and, for a membership act, the leader carries it out. Adding a learner returns once it
+    /// has caught up.
+    pub async fn submit_act(
         &mut self,
-        key: &SigningKey,
-        change: ledger_proto::admin::change_membership_request::Change,
-    ) -> Result<ledger_proto::admin::ChangeMembershipResponse, ClientError> {
-        use ledger_proto::admin::{admin_client::AdminClient, ChangeMembershipRequest};
-        let text = ledger_proto::admin::change_of(&change).text();
-        let status = self.status().await?;
-        let issued_at = now_unix();
-        let message = ledger_core::envelope::admin_message(&status.ledger, &text, issued_at);
+        act: &ledger_core::Envelope,
+    ) -> Result<ledger_proto::admin::SubmitActResponse, ClientError> {
+        use ledger_proto::admin::{admin_client::AdminClient, SubmitActRequest};
         let mut admin = AdminClient::new(self.channel.clone());
         Ok(admin
-            .change_membership(ChangeMembershipRequest {
-                change: Some(change),
-                public_key: key.verifying_key().to_bytes().to_vec(),
-                issued_at,
-                signature: key.sign(&message).to_bytes().to_vec(),
+            .submit_act(SubmitActRequest {
+                act: Some(act.to_pb()),
             })
             .await?
             .into_inner())

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use ledger_client::acts::{fresh_nonce, ActFile};
 use ledger_client::retry::{self, Session};
 use ledger_client::{
     default_node_url, jsonl, keys, split_requests, Client, ClientError, SubmitOutcome,
 };
+use ledger_core::authority::Act;
 use ledger_core::event::{
     to_json_event, EventBody, EventKind, KeyRegistered, PublicKeyBytes, Role,
 };
@@ -49,9 +51,13 @@ enum Command {
     /// Key administration.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Cluster membership: add a learner, promote it, remove a node (agency keys only).
+    /// Cluster membership: add a learner, promote it, remove a node, as a ledger act signed here
+    /// by every --key (agency keys of the authority quorum of jurisdictions).
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Ledger acts signed by several agencies on their own machines: new, sign, show, submit.
+    #[command(subcommand)]
+    Act(ActCommand),
     /// Sign each event of a JSONL file with every --key and submit them.
     Submit {
         /// Signing key file; repeat for co-signatures (e.g. employer and worker on a contract).
@@ -189,9 +195,9 @@ enum Command {
 enum MemberCommand {
     /// Add a node as a learner; returns once it has caught up with the log.
     Add {
-        /// An agency key (signs the change).
-        #[arg(long)]
-        key: PathBuf,
+        /// An agency key that signs the act; repeat for the agencies of the authority quorum.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
         /// The new node's Raft id (its `[raft] id`).
         #[arg(long)]
         id: u64,
@@ -208,18 +214,47 @@ enum MemberCommand {
     },
     /// Make a learner a voter.
     Promote {
-        #[arg(long)]
-        key: PathBuf,
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
         #[arg(long)]
         id: u64,
     },
     /// Remove a voter or a learner from the cluster.
     Remove {
-        #[arg(long)]
-        key: PathBuf,
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
         #[arg(long)]
         id: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum ActCommand {
+    /// Write a new, unsigned act file: the act's words, e.g. `remove 3`, `promote 4`,
+    /// `add-learner 4 RAFT_URL PUBLIC_URL NODE_KEY`, `register-agency-key CN-44 KEY`,
+    /// `revoke-agency-key CN-44 KEY`.
+    New {
+        /// Where to write the act file (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// The act's nonce [default: today's date and 64 random bits].
+        #[arg(long)]
+        nonce: Option<String>,
+        #[arg(required = true, num_args = 1..)]
+        act: Vec<String>,
+    },
+    /// Add signatures to an act file (rewritten in place).
+    Sign {
+        file: PathBuf,
+        /// An agency secret key; repeat to sign with several.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+    },
+    /// Show what an act file says and which keys signed it (every signature checked).
+    Show { file: PathBuf },
+    /// Submit a signed act file: the node records it and, for a membership act, the leader
+    /// carries it out.
+    Submit { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -315,6 +350,107 @@ fn load_trust(
             .map_err(|e| anyhow::anyhow!("--quorum: {}", e.0))?,
         None => trust,
     })
+}
+
+fn read_act_file(path: &std::path::Path) -> anyhow::Result<ActFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ActFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Writes whole and renames, so a reader never sees half a file.
+fn write_act_file(path: &std::path::Path, file: &ActFile) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, file.to_json()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+async fn act_command(cli: &Cli, command: &ActCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ActCommand::New { out, nonce, act } => {
+            let act = Act::parse(&act.join(" ")).map_err(anyhow::Error::msg)?;
+            let signed_at = ledger_client::clock_now();
+            let nonce = nonce.clone().unwrap_or_else(|| fresh_nonce(signed_at));
+            // The act is signed for the ledger the node keeps (its genesis hash).
+            let ledger = session(&cli.node)?
+                .call(|c| Box::pin(c.ledger_id()))
+                .await?;
+            let file =
+                ActFile::new(&ledger, &act, &nonce, signed_at).map_err(anyhow::Error::msg)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(out)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, file.to_json().as_bytes()))
+                .with_context(|| {
+                    format!(
+                        "creating {} (an existing file is never replaced)",
+                        out.display()
+                    )
+                })?;
+            println!("{act} (nonce {nonce}): written to {}", out.display());
+        }
+        ActCommand::Sign { file: path, keys } => {
+            let mut file = read_act_file(path)?;
+            for k in keys {
+                file.sign(&keys::load(k)?).map_err(anyhow::Error::msg)?;
+            }
+            write_act_file(path, &file)?;
+            println!("{} ({} signatures)", file.act, file.signatures.len());
+        }
+        ActCommand::Show { file: path } => {
+            let file = read_act_file(path)?;
+            if cli.json {
+                let signers: Vec<String> = file
+                    .signatures
+                    .iter()
+                    .map(|s| s.public_key.to_hex())
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"act": file.act, "nonce": file.nonce, "signed_at": file.signed_at.to_string(), "signers": signers})
+                );
+            } else {
+                println!("act        {}", file.act);
+                println!("nonce      {}", file.nonce);
+                println!("signed at  {}", file.signed_at);
+                for s in &file.signatures {
+                    println!("signed by  {}", s.public_key);
+                }
+            }
+        }
+        ActCommand::Submit { file: path } => return submit_act(cli, &read_act_file(path)?).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn submit_act(cli: &Cli, file: &ActFile) -> anyhow::Result<ExitCode> {
+    let envelope = file.envelope().map_err(anyhow::Error::msg)?;
+    let mut client = connect(&cli.node).await?;
+    let r = client.submit_act(&envelope).await?;
+    if cli.json {
+        let members: Vec<serde_json::Value> = r
+            .members
+            .iter()
+            .map(|m| json!({"id": m.id, "raft_address": m.raft_address, "public_address": m.public_address, "voter": m.voter, "node_key": m.node_key}))
+            .collect();
+        println!(
+            "{}",
+            json!({"message": r.message, "members": members, "event_id": hex::encode(&r.event_id), "index": r.index})
+        );
+    } else {
+        println!("{}", r.message);
+        for m in &r.members {
+            println!(
+                "  {:<3} {:<7} {}  (raft {})",
+                m.id,
+                if m.voter { "voter" } else { "learner" },
+                m.public_address,
+                m.raft_address
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A client connected to the first endpoint that answers.
@@ -571,50 +707,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Member(m) => {
-            use ledger_proto::admin::{change_membership_request::Change, AddLearner};
-            let (key, change) = match m {
+            let (keys, act) = match m {
                 MemberCommand::Add {
-                    key,
+                    keys,
                     id,
                     raft_address,
                     public_address,
                     node_key,
-                } => (
-                    key,
-                    Change::AddLearner(AddLearner {
-                        id: *id,
-                        raft_address: raft_address.clone(),
-                        public_address: public_address.clone(),
-                        node_key: node_key_arg(node_key.as_deref())?,
-                    }),
-                ),
-                MemberCommand::Promote { key, id } => (key, Change::Promote(*id)),
-                MemberCommand::Remove { key, id } => (key, Change::Remove(*id)),
-            };
-            let key = keys::load(key)?;
-            let mut client = connect(&cli.node).await?;
-            let r = client.change_membership(&key, change).await?;
-            if cli.json {
-                let members: Vec<serde_json::Value> = r
-                    .members
-                    .iter()
-                    .map(|m| json!({"id": m.id, "raft_address": m.raft_address, "public_address": m.public_address, "voter": m.voter, "node_key": m.node_key}))
-                    .collect();
-                println!("{}", json!({"message": r.message, "members": members}));
-            } else {
-                println!("{}", r.message);
-                for m in &r.members {
-                    println!(
-                        "  {:<3} {:<7} {}  (raft {})",
-                        m.id,
-                        if m.voter { "voter" } else { "learner" },
-                        m.public_address,
-                        m.raft_address
-                    );
+                } => {
+                    let key = node_key_arg(node_key.as_deref())?;
+                    let mut words = format!("add-learner {id} {raft_address} {public_address}");
+                    if !key.is_empty() {
+                        words.push(' ');
+                        words.push_str(&key);
+                    }
+                    (keys, Act::parse(&words).map_err(anyhow::Error::msg)?)
                 }
+                MemberCommand::Promote { keys, id } => (keys, Act::Promote(*id)),
+                MemberCommand::Remove { keys, id } => (keys, Act::Remove(*id)),
+            };
+            let signed_at = ledger_client::clock_now();
+            let ledger = session(&cli.node)?
+                .call(|c| Box::pin(c.ledger_id()))
+                .await?;
+            let mut file = ActFile::new(&ledger, &act, &fresh_nonce(signed_at), signed_at)
+                .map_err(anyhow::Error::msg)?;
+            for k in keys {
+                file.sign(&keys::load(k)?).map_err(anyhow::Error::msg)?;
             }
-            Ok(ExitCode::SUCCESS)
+            submit_act(&cli, &file).await
         }
+        Command::Act(a) => act_command(&cli, a).await,
         Command::Proof {
             event_id,
             key,

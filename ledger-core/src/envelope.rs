@@ -22,8 +22,6 @@ const EVENT_DOMAIN_V1: &[u8] = b"portable-contribution-ledger/event/v1\n";
 pub const READ_DOMAIN: &[u8] = b"portable-contribution-ledger/read/v2\n";
 /// Random bytes a reader puts in every token, so that each token can be used once.
 pub const READ_NONCE_BYTES: usize = 16;
-/// Domain separation for cluster administration (membership changes) by an agency key.
-pub const ADMIN_DOMAIN: &[u8] = b"portable-contribution-ledger/admin/v1\n";
 
 /// Which ledger an event belongs to: the hash of the ledger's genesis
 /// ([`crate::genesis::Genesis::hash`]). Signers learn it from a node's `status` (over a
@@ -185,57 +183,6 @@ impl Envelope {
             )
         }
     }
-}
-
-/// A change of the cluster's membership, as an agency signs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminChange<'a> {
-    AddLearner {
-        id: u64,
-        raft_address: &'a str,
-        public_address: &'a str,
-        /// Hex node key; empty in requests of nodes without TLS (and signed texts before it).
-        node_key: &'a str,
-    },
-    Promote(u64),
-    Remove(u64),
-}
-
-impl AdminChange<'_> {
-    /// The canonical text: `add-learner ID RAFT_URL PUBLIC_URL [NODE_KEY]`, `promote ID`,
-    /// `remove ID`. The node key is signed too, so a forwarding node cannot swap it.
-    pub fn text(&self) -> String {
-        match self {
-            Self::AddLearner {
-                id,
-                raft_address,
-                public_address,
-                node_key: "",
-            } => {
-                format!("add-learner {id} {raft_address} {public_address}")
-            }
-            Self::AddLearner {
-                id,
-                raft_address,
-                public_address,
-                node_key,
-            } => format!("add-learner {id} {raft_address} {public_address} {node_key}"),
-            Self::Promote(id) => format!("promote {id}"),
-            Self::Remove(id) => format!("remove {id}"),
-        }
-    }
-}
-
-/// What an agency signs to change the cluster: the ledger, the change in its canonical text
-/// (e.g. `promote 4`), and when.
-pub fn admin_message(ledger: &str, change: &str, issued_at: i64) -> Vec<u8> {
-    let mut m = ADMIN_DOMAIN.to_vec();
-    m.extend_from_slice(ledger.as_bytes());
-    m.push(0);
-    m.extend_from_slice(change.as_bytes());
-    m.push(0);
-    m.extend_from_slice(issued_at.to_string().as_bytes());
-    m
 }
 
 /// The read methods a token may name; a token for one is refused by every other.

@@ -475,6 +475,17 @@ pub struct ParametersPublished {
     pub parameters: BTreeMap<String, serde_json::Value>,
 }
 
+/// A ledger-wide act ([`crate::authority`]): admitted only with agency signatures of the
+/// genesis's authority quorum (or, for an agency's own keys, of that agency alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerAct {
+    pub act: crate::authority::Act,
+    /// Chosen by the proposer; a nonce is used once, so the same act can be signed again
+    /// later (with a new nonce) but never carried out twice from one signing.
+    pub nonce: String,
+}
+
 /// Every kind of event in the catalogue; `type` in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -496,6 +507,7 @@ pub enum EventKind {
     ForeignPeriodsReported(ForeignPeriodsReported),
     Correction(Correction),
     ParametersPublished(ParametersPublished),
+    LedgerAct(LedgerAct),
 }
 
 impl EventKind {
@@ -519,6 +531,7 @@ impl EventKind {
             Self::ForeignPeriodsReported(_) => "foreign_periods_reported",
             Self::Correction(_) => "correction",
             Self::ParametersPublished(_) => "parameters_published",
+            Self::LedgerAct(_) => "ledger_act",
         }
     }
 
@@ -562,7 +575,8 @@ impl EventKind {
             | Self::ContractEnded(_)
             | Self::TransferCompleted(_)
             | Self::Correction(_)
-            | Self::ParametersPublished(_) => {}
+            | Self::ParametersPublished(_)
+            | Self::LedgerAct(_) => {}
         }
         let mut seen = std::collections::BTreeSet::new();
         out.retain(|w| seen.insert(*w));

@@ -13,6 +13,11 @@ pub struct Genesis {
     /// The ledger's name (the checkpoint origin), e.g. "pcl-dev".
     pub ledger: String,
     pub jurisdictions: Vec<GenesisJurisdiction>,
+    /// How many jurisdictions must sign a ledger act (membership, agency keys); absent: a
+    /// majority of `jurisdictions`. Left out of the canonical form when absent, so the hash of
+    /// a genesis written before this field existed does not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_quorum: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,12 +65,29 @@ impl Genesis {
                 }
             }
         }
+        if let Some(m) = self.authority_quorum {
+            let n = self.jurisdictions.len();
+            if m == 0 || m as usize > n {
+                return Err(format!(
+                    "genesis: authority_quorum {m} must be between 1 and the number of \
+                     jurisdictions ({n})"
+                ));
+            }
+        }
         Ok(())
     }
 
     /// The ledger's id: its genesis hash, which every event's signatures and id include.
     pub fn ledger_id(&self) -> crate::envelope::LedgerId {
         crate::envelope::LedgerId(self.hash())
+    }
+
+    /// How many jurisdictions must sign a ledger act: `authority_quorum`, or a majority.
+    pub fn authority_quorum(&self) -> usize {
+        match self.authority_quorum {
+            Some(m) => m as usize,
+            None => self.jurisdictions.len() / 2 + 1,
+        }
     }
 
     /// Hash of the canonical JSON form: what a store pins.
@@ -75,5 +97,45 @@ impl Genesis {
         h.update(b"portable-contribution-ledger/genesis/v1\n");
         h.update(&bytes);
         Hash32(*h.finalize().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn genesis(quorum: Option<u32>) -> Genesis {
+        Genesis {
+            ledger: "pcl-test".into(),
+            jurisdictions: vec![GenesisJurisdiction {
+                code: "CN-44".parse().unwrap(),
+                agency_keys: vec![PublicKeyBytes(
+                    ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+                        .verifying_key()
+                        .to_bytes(),
+                )],
+            }],
+            authority_quorum: quorum,
+        }
+    }
+
+    #[test]
+    fn an_absent_quorum_keeps_the_hash_of_older_genesis_files() {
+        let g = genesis(None);
+        let json = serde_json::to_string(&g).unwrap();
+        assert!(!json.contains("authority_quorum"), "{json}");
+        let before: Genesis = serde_json::from_str(&json).unwrap();
+        assert_eq!(before.hash(), g.hash());
+        assert_ne!(genesis(Some(1)).hash(), g.hash());
+    }
+
+    #[test]
+    fn quorum_must_be_between_one_and_the_jurisdictions() {
+        assert!(genesis(Some(1)).validate().is_ok());
+        assert!(genesis(None).validate().is_ok());
+        for m in [0, 2] {
+            let err = genesis(Some(m)).validate().unwrap_err();
+            assert!(err.contains("authority_quorum"), "{err}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! ([`state`]). No clock, no randomness, no I/O, no async: the compiler keeps it that way because
 //! this crate does not depend on tokio, tonic or sled. Time comes from the entry's stamp.
 
+pub mod authority;
 pub mod checkpoint;
 pub mod envelope;
 pub mod event;

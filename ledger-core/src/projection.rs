@@ -314,7 +314,8 @@ pub fn facts_of(
         EventKind::KeyRegistered(_)
         | EventKind::KeyRevoked(_)
         | EventKind::ParametersPublished(_)
-        | EventKind::Correction(_) => Vec::new(),
+        | EventKind::Correction(_)
+        | EventKind::LedgerAct(_) => Vec::new(),
         EventKind::PersonRegistered(e) => one(&e.worker, FactKind::Person(e.clone())),
         EventKind::HukouChanged(e) => one(&e.worker, FactKind::Hukou(e.clone())),
         EventKind::ContractRegistered(e) => one(&e.worker, FactKind::Contract(e.clone())),

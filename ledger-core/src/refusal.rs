@@ -52,6 +52,8 @@ pub enum Refusal {
     AmountMismatch(String),
     #[error("weak public key {0} (small order): refused for registration")]
     WeakKey(String),
+    #[error("not enough authority: {0}")]
+    InsufficientAuthority(String),
 }
 
 impl Refusal {
@@ -82,6 +84,7 @@ impl Refusal {
             Self::AlreadyVoided(_) => "already_voided",
             Self::AmountMismatch(_) => "amount_mismatch",
             Self::WeakKey(_) => "weak_key",
+            Self::InsufficientAuthority(_) => "insufficient_authority",
         }
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::authority::{Act, Authority};
 use crate::envelope::{Envelope, VerifiedEvent};
 use crate::event::*;
 use crate::genesis::Genesis;
@@ -87,6 +88,8 @@ pub mod keys {
     /// `r` + content key ([`super::content_key`]) → index of the event that recorded that
     /// content (retry-safe submission: the same content signed again gets this event's receipt)
     pub const CONTENT: u8 = b'r';
+    /// `n` + nonce → index of the ledger act that used it (a nonce serves one act only)
+    pub const ACT_NONCE: u8 = b'n';
 
     pub fn event(index: u64) -> Vec<u8> {
         let mut k = vec![EVENT];
@@ -137,6 +140,13 @@ pub mod keys {
         k.extend_from_slice(&key.0);
         k
     }
+    pub fn act_nonce(nonce: &str) -> Vec<u8> {
+        let mut k = vec![ACT_NONCE];
+        k.extend_from_slice(nonce.as_bytes());
+        k
+    }
+    /// [`crate::authority::Authority`] (JSON), from the genesis.
+    pub const AUTHORITY: &[u8] = b"mauthority";
     pub const HEAD: &[u8] = b"mhead";
     pub const GENESIS: &[u8] = b"mgenesis";
 }
@@ -337,6 +347,10 @@ pub fn genesis_writes(genesis: &Genesis) -> Writes {
     }
     w.insert(keys::GENESIS.to_vec(), Some(genesis.hash().0.to_vec()));
     w.insert(
+        keys::AUTHORITY.to_vec(),
+        Some(serde_json::to_vec(&Authority::of(genesis)).expect("serializes")),
+    );
+    w.insert(
         crate::projection::keys::RULEBOOK.to_vec(),
         Some(crate::rulebook::Rulebook::builtin().to_bytes()),
     );
@@ -425,6 +439,26 @@ pub fn transfer_record(
     transfer: &str,
 ) -> Result<Option<TransferRecord>, StoreFault> {
     get_json(view, &transfer_key(transfer))
+}
+
+/// The ledger's authority: written at genesis; for a store created before it was, derived the
+/// same way from the genesis agency keys (registered at index 0), so every node agrees.
+pub fn authority(view: &dyn StateRead) -> Result<Authority, StoreFault> {
+    if let Some(a) = get_json::<Authority>(view, keys::AUTHORITY)? {
+        return Ok(a);
+    }
+    let mut jurisdictions = std::collections::BTreeSet::new();
+    for (_, v) in view.scan_prefix(&[keys::KEY])? {
+        let rec: KeyRecord =
+            serde_json::from_slice(&v).map_err(|e| StoreFault(format!("key record: {e}")))?;
+        if rec.role == Role::Agency && rec.registered_at == 0 {
+            jurisdictions.insert(rec.jurisdiction);
+        }
+    }
+    Ok(Authority {
+        quorum: jurisdictions.len() / 2 + 1,
+        jurisdictions,
+    })
 }
 
 /// Reads the head of a ledger state.
@@ -683,7 +717,17 @@ pub fn precheck(
     view: &dyn StateRead,
     ev: &VerifiedEvent,
 ) -> Result<Result<(), Refusal>, StoreFault> {
-    Ok(signer_records(view, ev)?.and_then(|signers| authorize(&ev.body.kind, &signers)))
+    let signers = match signer_records(view, ev)? {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    if let Err(r) = authorize(&ev.body.kind, &signers) {
+        return Ok(Err(r));
+    }
+    match &ev.body.kind {
+        EventKind::LedgerAct(a) => Ok(authority(view)?.permits(&a.act, &signers)),
+        _ => Ok(Ok(())),
+    }
 }
 
 /// The role and jurisdiction checks that depend only on the event and its signers' key records.
@@ -742,10 +786,12 @@ pub fn authorize(kind: &EventKind, signers: &[(PublicKeyBytes, KeyRecord)]) -> R
         EventKind::ParametersPublished(e) => {
             need_agency(signers, &e.jurisdiction, "parameters_published")
         }
+        // A ledger act needs the authority record: decided by `precheck` and in `effects`.
         EventKind::KeyRevoked(_)
         | EventKind::ContractEnded(_)
         | EventKind::TransferCompleted(_)
-        | EventKind::Correction(_) => Ok(()),
+        | EventKind::Correction(_)
+        | EventKind::LedgerAct(_) => Ok(()),
     }
 }
 
@@ -980,7 +1026,8 @@ fn event_jurisdiction(kind: &EventKind) -> Option<Jurisdiction> {
         EventKind::KeyRevoked(_)
         | EventKind::ContractEnded(_)
         | EventKind::TransferCompleted(_)
-        | EventKind::Correction(_) => return None,
+        | EventKind::Correction(_)
+        | EventKind::LedgerAct(_) => return None,
     })
 }
 
@@ -995,6 +1042,7 @@ fn effects(
     stamp: Instant,
 ) -> Result<Result<(), Refusal>, StoreFault> {
     match kind {
+        EventKind::LedgerAct(a) => return ledger_act(st, a, signers, index),
         EventKind::KeyRegistered(e) => {
             if st.get(&keys::key(&e.public_key))?.is_some() {
                 return Ok(Err(Refusal::AlreadyExists(format!(
@@ -1338,6 +1386,81 @@ fn same_identity(old: &EventKind, new: &EventKind) -> Result<(), String> {
     }
 }
 
+/// A ledger act: the authority rule, a fresh nonce, then the act's own state change (a
+/// membership act changes no ledger state: the leader carries it out once it is recorded).
+fn ledger_act(
+    st: &mut Overlay<'_>,
+    a: &LedgerAct,
+    signers: &[(PublicKeyBytes, KeyRecord)],
+    index: u64,
+) -> Result<Result<(), Refusal>, StoreFault> {
+    let authority = authority(st)?;
+    refuse_if!(authority.permits(&a.act, signers));
+    let nonce_key = keys::act_nonce(&a.nonce);
+    if let Some(b) = st.get(&nonce_key)? {
+        let used = u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8]));
+        return Ok(Err(Refusal::AlreadyExists(format!(
+            "nonce {:?} was already used by the ledger act at index {used}; sign the act again \
+             with a new nonce",
+            a.nonce
+        ))));
+    }
+    match &a.act {
+        Act::RegisterAgencyKey {
+            jurisdiction,
+            public_key,
+        } => {
+            if !authority.jurisdictions.contains(jurisdiction) {
+                return Ok(Err(Refusal::NotFound(format!(
+                    "{jurisdiction} is not a jurisdiction of this ledger's genesis"
+                ))));
+            }
+            if st.get(&keys::key(public_key))?.is_some() {
+                return Ok(Err(Refusal::AlreadyExists(format!(
+                    "key {public_key} is already registered"
+                ))));
+            }
+            st.put_json(
+                keys::key(public_key),
+                &KeyRecord {
+                    role: Role::Agency,
+                    jurisdiction: jurisdiction.clone(),
+                    subject: jurisdiction.to_string(),
+                    registered_at: index,
+                    revoked_at: None,
+                },
+            );
+        }
+        Act::RevokeAgencyKey {
+            jurisdiction,
+            public_key,
+        } => {
+            let found = st.get_json::<KeyRecord>(&keys::key(public_key))?;
+            let Some(mut rec) = found.filter(|r| r.role == Role::Agency) else {
+                return Ok(Err(Refusal::NotFound(format!(
+                    "{public_key} is not an agency key of this ledger"
+                ))));
+            };
+            if &rec.jurisdiction != jurisdiction {
+                return Ok(Err(Refusal::WrongJurisdiction(format!(
+                    "agency key {public_key} belongs to {}, not to {jurisdiction}",
+                    rec.jurisdiction
+                ))));
+            }
+            if rec.revoked_at.is_some() {
+                return Ok(Err(Refusal::AlreadyVoided(format!(
+                    "key {public_key} is already revoked"
+                ))));
+            }
+            rec.revoked_at = Some(index);
+            st.put_json(keys::key(public_key), &rec);
+        }
+        Act::AddLearner { .. } | Act::Promote(_) | Act::Remove(_) => {}
+    }
+    st.put(nonce_key, index.to_be_bytes().to_vec());
+    Ok(Ok(()))
+}
+
 fn correction(
     st: &mut Overlay<'_>,
     c: &Correction,
@@ -1376,14 +1499,17 @@ fn correction(
         }
     }
     match &body.kind {
-        EventKind::Correction(_) | EventKind::KeyRegistered(_) | EventKind::KeyRevoked(_) => {
+        EventKind::Correction(_)
+        | EventKind::KeyRegistered(_)
+        | EventKind::KeyRevoked(_)
+        | EventKind::LedgerAct(_) => {
             return Ok(Err(Refusal::InvalidField(format!(
                 "a {} cannot be corrected{}",
                 body.kind.type_name(),
-                if matches!(body.kind, EventKind::Correction(_)) {
-                    "; correct the original event again"
-                } else {
-                    "; revoke the key instead"
+                match body.kind {
+                    EventKind::Correction(_) => "; correct the original event again",
+                    EventKind::LedgerAct(_) => "; a new ledger act undoes it",
+                    _ => "; revoke the key instead",
                 }
             ))))
         }

@@ -121,7 +121,8 @@ pub fn check_kind(kind: &EventKind, stamp: Instant) -> Result<(), Refusal> {
         EventKind::KeyRegistered(e) => {
             if e.role == Role::Agency {
                 return Err(Refusal::WrongRole(
-                    "agency keys come from the genesis configuration, not from key_registered"
+                    "agency keys come from the genesis, or from a ledger_act \
+                     `register-agency-key` (docs/events.md), not from key_registered"
                         .into(),
                 ));
             }
@@ -350,7 +351,21 @@ pub fn check_kind(kind: &EventKind, stamp: Instant) -> Result<(), Refusal> {
             }
             Ok(())
         }
+        EventKind::LedgerAct(e) => check_act(e),
     }
+}
+
+fn check_act(e: &LedgerAct) -> Result<(), Refusal> {
+    use crate::authority::{check_nonce, Act};
+    check_nonce(&e.nonce).map_err(invalid)?;
+    if let Act::RegisterAgencyKey { public_key, .. } = &e.act {
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&public_key.0)
+            .map_err(|_| invalid(format!("agency key {public_key} is not an ed25519 point")))?;
+        if vk.is_weak() {
+            return Err(Refusal::WeakKey(public_key.to_hex()));
+        }
+    }
+    Ok(())
 }
 
 fn check_line(line: &Line, stamp: Instant) -> Result<(), Refusal> {

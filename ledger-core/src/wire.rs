@@ -273,6 +273,10 @@ fn kind_to_pb(kind: &EventKind, lines: &mut Vec<Vec<u8>>) -> pb::event_body::Kin
                 })
                 .collect(),
         }),
+        EventKind::LedgerAct(e) => K::LedgerAct(pb::LedgerAct {
+            act: e.act.to_string(),
+            nonce: e.nonce.clone(),
+        }),
     }
 }
 
@@ -760,6 +764,13 @@ fn kind_from_pb(k: &pb::event_body::Kind, lines: LinesSource<'_>) -> Result<Even
                 jurisdiction: ju("jurisdiction", &e.jurisdiction)?,
                 effective: date("effective", e.effective)?,
                 parameters,
+            }))
+        }
+        K::LedgerAct(e) => {
+            crate::authority::check_nonce(&e.nonce).map_err(|m| invalid("nonce", m))?;
+            no_lines(EventKind::LedgerAct(LedgerAct {
+                act: crate::authority::Act::parse(&e.act).map_err(|m| invalid("act", m))?,
+                nonce: e.nonce.clone(),
             }))
         }
     }

@@ -51,6 +51,7 @@ impl Career {
                     agency_keys: vec![pk(&agency(j))],
                 })
                 .collect(),
+            authority_quorum: None,
         };
         let mut store = Mem::default();
         store.commit(&state::genesis_writes(&genesis));

@@ -1,27 +1,34 @@
-//! Cluster administration (`admin.proto`): an agency adds a node as a learner, promotes it to
-//! voter, or removes a node. Checked on the receiving node (a registered, unrevoked agency key
-//! signed this very change recently), then carried out by the leader; a follower forwards the
-//! signed request unchanged.
+//! Cluster administration (`admin.proto`): ledger acts. A membership change or an agency key
+//! change is a `ledger_act` event signed by agency keys of the authority quorum (the state
+//! machine's rule, [`ledger_core::authority`]). A follower forwards the request unchanged to the
+//! leader; the leader checks it, records it in the ledger (ordered, replicated, durable), and
+//! only once it committed carries out a membership change, exactly as the act names it. An act
+//! that is already recorded is refused with its index: it is never carried out twice.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger_core::envelope::admin_message;
-use ledger_core::event::Role;
-use ledger_proto::admin::{self as pb, admin_server, change_membership_request::Change};
+use ledger_core::authority::Act;
+use ledger_core::envelope::VerifiedEvent;
+use ledger_core::event::EventKind;
+use ledger_core::refusal::Refusal;
+use ledger_core::state::{self, keys, StateRead};
+use ledger_proto::admin::{self as pb, admin_server};
 use openraft::ChangeMembers;
 use tonic::{Request, Response, Status};
 
-use crate::ledger::Ledger;
-use crate::raft::{LedgerNode, NodeId, TypeConfig};
-use crate::service::signed_by_key;
+use crate::ledger::{now, Ledger};
+use crate::raft::{LedgerNode, NodeId, OutcomeRecord, TypeConfig};
+use crate::service::{open_submitted, status_of};
 
 /// How long adding a learner may take to catch up before the request gives up (the learner
 /// stays and keeps catching up).
 pub const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(120);
 /// A membership change (joint consensus, two commits) must finish within this.
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Raft = openraft::Raft<TypeConfig>;
 
 pub struct AdminService {
     ledger: Arc<Ledger>,
@@ -33,12 +40,7 @@ impl AdminService {
     }
 }
 
-/// The canonical text of a change: what the agency signs.
-pub fn change_text(change: &Change) -> String {
-    pb::change_of(change).text()
-}
-
-fn members_pb(raft: &openraft::Raft<TypeConfig>) -> Vec<pb::Member> {
+fn members_pb(raft: &Raft) -> Vec<pb::Member> {
     let m = raft.metrics().borrow().membership_config.clone();
     let voters: BTreeSet<NodeId> = m.membership().voter_ids().collect();
     m.membership()
@@ -53,191 +55,287 @@ fn members_pb(raft: &openraft::Raft<TypeConfig>) -> Vec<pb::Member> {
         .collect()
 }
 
-/// A new member's node key: well-formed, and present when the cluster runs TLS (its peers
-/// would refuse every connection of a member without one).
-fn check_node_key(key: &str, tls: bool) -> Result<(), Status> {
-    if key.is_empty() {
-        return if tls {
-            Err(Status::invalid_argument(
-                "the new node's node key is needed (--node-key: the hex key its log prints at \
-                 start, or its DATA_DIR/node.crt)",
-            ))
-        } else {
-            Ok(())
-        };
+/// The status of a refused act, by the refusal's kind.
+fn refusal_status(code: &str, message: String) -> Status {
+    let message = format!("the ledger act was refused ({code}): {message}");
+    match code {
+        "insufficient_authority"
+        | "wrong_role"
+        | "wrong_jurisdiction"
+        | "unknown_key"
+        | "revoked_key" => Status::permission_denied(message),
+        "already_exists" | "already_voided" => Status::already_exists(message),
+        "not_found" => Status::not_found(message),
+        _ => Status::invalid_argument(message),
     }
-    ledger_client::transport::parse_node_key(key)
-        .map(|_| ())
-        .map_err(Status::invalid_argument)
 }
 
-fn refused(e: impl std::fmt::Display) -> Status {
+fn refused(r: Refusal) -> Status {
+    refusal_status(r.code(), r.to_string())
+}
+
+fn already_carried_out(index: u64) -> Status {
+    Status::failed_precondition(format!(
+        "this act was already carried out at index {index}; it is not carried out twice. To do \
+         it again, sign it anew with a new nonce"
+    ))
+}
+
+fn change_failed(e: impl std::fmt::Display) -> Status {
     Status::failed_precondition(format!("the membership change failed: {e}"))
+}
+
+/// The index of the committed event with this act's id or content, if any.
+fn recorded_at(view: &dyn StateRead, ev: &VerifiedEvent) -> Result<Option<u64>, Status> {
+    let content = state::content_key(ev);
+    for key in [keys::event_id(&ev.id), keys::content(&content)] {
+        if let Some(b) = view.get(&key).map_err(|e| Status::internal(e.0))? {
+            let index = b
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| Status::internal("an index entry is not 8 bytes"))?;
+            return Ok(Some(index));
+        }
+    }
+    Ok(None)
+}
+
+/// What the current membership must be for `act` to be carried out: checked before the act is
+/// recorded, so an act that cannot be carried out is not recorded.
+fn check_change(raft: &Raft, act: &Act, tls: bool) -> Result<(), Status> {
+    let membership = raft.metrics().borrow().membership_config.clone();
+    let nodes: BTreeSet<NodeId> = membership.membership().nodes().map(|(id, _)| *id).collect();
+    let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
+    match act {
+        Act::AddLearner { id, node_key, .. } => {
+            if nodes.contains(id) {
+                return Err(Status::already_exists(format!(
+                    "node {id} is already a member"
+                )));
+            }
+            if node_key.is_empty() && tls {
+                return Err(Status::invalid_argument(
+                    "the new node's node key is needed (--node-key: the hex key its log prints at \
+                     start, or its DATA_DIR/node.crt)",
+                ));
+            }
+        }
+        Act::Promote(id) => {
+            if !nodes.contains(id) {
+                return Err(Status::not_found(format!(
+                    "node {id} is not a member; add it as a learner first"
+                )));
+            }
+            if voters.contains(id) {
+                return Err(Status::already_exists(format!(
+                    "node {id} is already a voter"
+                )));
+            }
+        }
+        Act::Remove(id) => {
+            if !nodes.contains(id) {
+                return Err(Status::not_found(format!("node {id} is not a member")));
+            }
+            if voters.contains(id) && voters.len() == 1 {
+                return Err(Status::failed_precondition(format!(
+                    "node {id} is the last voter; a cluster needs one"
+                )));
+            }
+        }
+        Act::RegisterAgencyKey { .. } | Act::RevokeAgencyKey { .. } => {}
+    }
+    Ok(())
+}
+
+/// Carries out a recorded membership act on the Raft membership, exactly as it names it.
+async fn carry_out(raft: &Raft, act: &Act) -> Result<String, Status> {
+    let timed_out = || Status::deadline_exceeded("the membership change did not commit in time");
+    match act {
+        Act::AddLearner {
+            id,
+            raft_address,
+            public_address,
+            node_key,
+        } => {
+            let node = LedgerNode {
+                raft_address: raft_address.clone(),
+                public_address: public_address.clone(),
+                node_key: node_key.clone(),
+            };
+            tokio::time::timeout(ADD_LEARNER_TIMEOUT, raft.add_learner(*id, node, true))
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!(
+                        "node {id} was added as a learner but has not caught up within {} s; it keeps catching up",
+                        ADD_LEARNER_TIMEOUT.as_secs()
+                    ))
+                })?
+                .map_err(change_failed)?;
+            Ok(format!(
+                "node {id} added as a learner and caught up with the log"
+            ))
+        }
+        Act::Promote(id) => {
+            let change = ChangeMembers::AddVoterIds(BTreeSet::from([*id]));
+            tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, false))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(change_failed)?;
+            Ok(format!("node {id} is now a voter"))
+        }
+        Act::Remove(id) => {
+            let voter = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == *id);
+            let change = if voter {
+                ChangeMembers::RemoveVoters(BTreeSet::from([*id]))
+            } else {
+                ChangeMembers::RemoveNodes(BTreeSet::from([*id]))
+            };
+            tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, false))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(change_failed)?;
+            Ok(format!("node {id} removed from the cluster"))
+        }
+        Act::RegisterAgencyKey {
+            jurisdiction,
+            public_key,
+        } => Ok(format!(
+            "agency key {public_key} of {jurisdiction} registered"
+        )),
+        Act::RevokeAgencyKey {
+            jurisdiction,
+            public_key,
+        } => Ok(format!("agency key {public_key} of {jurisdiction} revoked")),
+    }
+}
+
+impl AdminService {
+    /// Forwards the request to the leader when this node is not it; `None` on the leader.
+    async fn forward(
+        &self,
+        raft: &Raft,
+        req: &pb::SubmitActRequest,
+    ) -> Result<Option<pb::SubmitActResponse>, Status> {
+        let m = raft.metrics().borrow().clone();
+        let Some(leader) = m.current_leader else {
+            return Err(Status::unavailable(
+                "the cluster has no leader at the moment; try again shortly",
+            ));
+        };
+        if leader == m.id {
+            return Ok(None);
+        }
+        let url = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.public_address.clone())
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| Status::unavailable(format!("leader {leader} has no public address")))?;
+        let transport = self
+            .ledger
+            .net()
+            .to_current(raft, leader)
+            .map_err(Status::unavailable)?;
+        let channel = ledger_client::transport::channel(&url, &transport)
+            .await
+            .map_err(|e| {
+                Status::unavailable(format!("forwarding to leader {leader} at {url}: {e}"))
+            })?;
+        let mut c = pb::admin_client::AdminClient::new(channel);
+        Ok(Some(c.submit_act(req.clone()).await?.into_inner()))
+    }
+
+    /// Refuses an act already recorded: its replay is answered first, whatever the membership
+    /// became since.
+    fn not_recorded(&self, ev: &VerifiedEvent) -> Result<(), Status> {
+        match recorded_at(self.ledger.store(), ev)? {
+            Some(index) => Err(already_carried_out(index)),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the act (checked first against the state, as apply will check it again) and
+    /// returns its index; refuses an act already recorded.
+    async fn record(&self, ev: VerifiedEvent) -> Result<(u64, Vec<u8>), Status> {
+        self.not_recorded(&ev)?;
+        state::precheck(self.ledger.store(), &ev)
+            .map_err(|e| Status::internal(e.0))?
+            .map_err(refused)?;
+        let event_id = ev.id.0.to_vec();
+        let outcome = self.ledger.append(vec![ev]).await.map_err(status_of)?;
+        match outcome.into_iter().next() {
+            Some(OutcomeRecord::Appended {
+                index,
+                duplicate: false,
+                ..
+            }) => Ok((index, event_id)),
+            Some(OutcomeRecord::Appended { index, .. }) => Err(already_carried_out(index)),
+            Some(OutcomeRecord::Refused { code, message }) => Err(refusal_status(&code, message)),
+            None => Err(Status::internal("the appender gave no outcome")),
+        }
+    }
 }
 
 #[tonic::async_trait]
 impl admin_server::Admin for AdminService {
-    async fn change_membership(
+    async fn submit_act(
         &self,
-        request: Request<pb::ChangeMembershipRequest>,
-    ) -> Result<Response<pb::ChangeMembershipResponse>, Status> {
+        request: Request<pb::SubmitActRequest>,
+    ) -> Result<Response<pb::SubmitActResponse>, Status> {
         let req = request.into_inner();
-        let change = req
-            .change
+        let envelope = req
+            .act
             .clone()
-            .ok_or_else(|| Status::invalid_argument("no change: add_learner, promote or remove"))?;
-        let text = change_text(&change);
-        let message = admin_message(&self.ledger.genesis().ledger, &text, req.issued_at);
-        let (pk, key) = signed_by_key(
-            &self.ledger,
-            &req.public_key,
-            req.issued_at,
-            &req.signature,
-            &message,
-        )?;
-        if key.role != Role::Agency {
-            return Err(Status::permission_denied(format!(
-                "only an agency key may change the cluster; key {pk} is a {:?} key",
-                key.role
+            .ok_or_else(|| Status::invalid_argument("no act: a signed ledger_act envelope"))?;
+        let ev = open_submitted(&self.ledger.genesis().ledger_id(), envelope, now())
+            .map_err(refused)?;
+        let EventKind::LedgerAct(act) = &ev.body.kind else {
+            return Err(Status::invalid_argument(format!(
+                "a {} is not a ledger act; submit it with `ledger-client submit`",
+                ev.body.kind.type_name()
             )));
-        }
-        let raft = self
-            .ledger
-            .raft()
-            .ok_or_else(|| {
-                Status::failed_precondition("this node does not replicate (no [raft] section)")
-            })?
-            .clone();
-        let (leader, leader_address) = {
-            let m = raft.metrics().borrow().clone();
-            let leader = m.current_leader;
-            let address = leader.and_then(|l| {
-                m.membership_config
-                    .membership()
-                    .get_node(&l)
-                    .map(|n| n.public_address.clone())
-            });
-            (leader, address)
         };
-        let me = raft.metrics().borrow().id;
-        match leader {
-            None => {
-                return Err(Status::unavailable(
-                    "the cluster has no leader at the moment; try again shortly",
-                ))
+        let act = act.act.clone();
+        let Some(raft) = self.ledger.raft().cloned() else {
+            if act.is_membership() {
+                return Err(Status::failed_precondition(
+                    "this node does not replicate (no [raft] section): it has no membership",
+                ));
             }
-            Some(l) if l != me => {
-                let url = leader_address.filter(|a| !a.is_empty()).ok_or_else(|| {
-                    Status::unavailable(format!("leader {l} has no public address"))
-                })?;
-                let transport = self
-                    .ledger
-                    .net()
-                    .to_current(&raft, l)
-                    .map_err(Status::unavailable)?;
-                let channel = ledger_client::transport::channel(&url, &transport)
-                    .await
-                    .map_err(|e| {
-                        Status::unavailable(format!("forwarding to leader {l} at {url}: {e}"))
-                    })?;
-                let mut c = pb::admin_client::AdminClient::new(channel);
-                return c.change_membership(req).await;
-            }
-            Some(_) => {}
-        }
-        let membership = raft.metrics().borrow().membership_config.clone();
-        let nodes: BTreeSet<NodeId> = membership.membership().nodes().map(|(id, _)| *id).collect();
-        let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
-        let message = match change {
-            Change::AddLearner(a) => {
-                if a.id == 0 {
-                    return Err(Status::invalid_argument("node ids start at 1"));
-                }
-                if nodes.contains(&a.id) {
-                    return Err(Status::already_exists(format!(
-                        "node {} is already a member",
-                        a.id
-                    )));
-                }
-                for (what, url) in [("raft", &a.raft_address), ("public", &a.public_address)] {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(Status::invalid_argument(format!(
-                            "the {what} address {url:?} must be a URL, e.g. http://10.0.0.4:7200"
-                        )));
-                    }
-                }
-                check_node_key(&a.node_key, self.ledger.net().tls.is_some())?;
-                let node = LedgerNode {
-                    raft_address: a.raft_address.clone(),
-                    public_address: a.public_address.clone(),
-                    node_key: a.node_key.to_ascii_lowercase(),
-                };
-                tokio::time::timeout(ADD_LEARNER_TIMEOUT, raft.add_learner(a.id, node, true))
-                    .await
-                    .map_err(|_| {
-                        Status::deadline_exceeded(format!(
-                            "node {} was added as a learner but has not caught up within {} s; it keeps catching up",
-                            a.id,
-                            ADD_LEARNER_TIMEOUT.as_secs()
-                        ))
-                    })?
-                    .map_err(refused)?;
-                format!(
-                    "node {} added as a learner and caught up with the log",
-                    a.id
-                )
-            }
-            Change::Promote(id) => {
-                if !nodes.contains(&id) {
-                    return Err(Status::not_found(format!(
-                        "node {id} is not a member; add it as a learner first"
-                    )));
-                }
-                if voters.contains(&id) {
-                    format!("node {id} is already a voter")
-                } else {
-                    tokio::time::timeout(
-                        CHANGE_TIMEOUT,
-                        raft.change_membership(
-                            ChangeMembers::AddVoterIds(BTreeSet::from([id])),
-                            false,
-                        ),
-                    )
-                    .await
-                    .map_err(|_| {
-                        Status::deadline_exceeded("the membership change did not commit in time")
-                    })?
-                    .map_err(refused)?;
-                    format!("node {id} is now a voter")
-                }
-            }
-            Change::Remove(id) => {
-                if !nodes.contains(&id) {
-                    return Err(Status::not_found(format!("node {id} is not a member")));
-                }
-                let change = if voters.contains(&id) {
-                    if voters.len() == 1 {
-                        return Err(Status::failed_precondition(format!(
-                            "node {id} is the last voter; a cluster needs one"
-                        )));
-                    }
-                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
-                } else {
-                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
-                };
-                tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, false))
-                    .await
-                    .map_err(|_| {
-                        Status::deadline_exceeded("the membership change did not commit in time")
-                    })?
-                    .map_err(refused)?;
-                format!("node {id} removed from the cluster")
-            }
+            let (index, event_id) = self.record(ev).await?;
+            let message = carry_out_unreplicated(&act, index);
+            return Ok(Response::new(pb::SubmitActResponse {
+                message,
+                members: Vec::new(),
+                event_id,
+                index,
+            }));
         };
-        tracing::info!(change = %text, by = %pk, "membership changed");
-        Ok(Response::new(pb::ChangeMembershipResponse {
-            message,
+        if let Some(answer) = self.forward(&raft, &req).await? {
+            return Ok(Response::new(answer));
+        }
+        self.not_recorded(&ev)?;
+        check_change(&raft, &act, self.ledger.net().tls.is_some())?;
+        let (index, event_id) = self.record(ev).await?;
+        let message = carry_out(&raft, &act).await?;
+        tracing::info!(act = %act, index, "ledger act carried out");
+        Ok(Response::new(pb::SubmitActResponse {
+            message: format!("{message} (ledger act at index {index})"),
             members: members_pb(&raft),
+            event_id,
+            index,
         }))
     }
+}
+
+fn carry_out_unreplicated(act: &Act, index: u64) -> String {
+    format!("{act}: done (ledger act at index {index})")
 }

@@ -95,6 +95,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
     let genesis = Genesis {
         ledger: cluster.ledger,
         jurisdictions,
+        authority_quorum: None,
     };
     let genesis_path = dir.join("genesis.toml");
     if genesis_path.exists() {

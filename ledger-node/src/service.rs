@@ -49,7 +49,7 @@ impl NodeService {
 /// Maps every internal error to a gRPC status, once. Unavailable means "nothing was decided,
 /// the same request may succeed shortly or on another node" (clients retry it); Internal is
 /// kept for faults of this node's storage.
-fn status_of(e: LedgerError) -> Status {
+pub(crate) fn status_of(e: LedgerError) -> Status {
     match e {
         LedgerError::Stopped
         | LedgerError::NoLeader
@@ -105,7 +105,7 @@ fn refusal_pb(r: &Refusal) -> pb::Refusal {
 }
 
 /// Decodes, checks limits and verifies the signatures of one submitted envelope.
-fn open_submitted(
+pub(crate) fn open_submitted(
     ledger: &LedgerId,
     env: ledger_core::pb::Envelope,
     now: Instant,
@@ -121,6 +121,19 @@ fn open_submitted(
         });
     }
     Ok(v)
+}
+
+/// A membership act recorded without being carried out would spend its signatures for
+/// nothing: only the admin service (which carries it out once recorded) takes one.
+fn not_membership_act(v: VerifiedEvent) -> Result<VerifiedEvent, Refusal> {
+    match &v.body.kind {
+        EventKind::LedgerAct(a) if a.act.is_membership() => Err(Refusal::InvalidField(format!(
+            "`{}` is a membership act: submit it with `ledger-client act submit`, which records \
+             it and has the leader carry it out",
+            a.act
+        ))),
+        _ => Ok(v),
+    }
 }
 
 /// Refuses at the edge, before consensus, what apply would refuse from the signers' keys alone
@@ -249,7 +262,7 @@ impl ledger_server::Ledger for NodeService {
             let id = ledger.genesis().ledger_id();
             let mut opened: Vec<_> = events
                 .into_iter()
-                .map(|e| open_submitted(&id, e, now))
+                .map(|e| open_submitted(&id, e, now).and_then(not_membership_act))
                 .collect();
             if at_edge {
                 precheck_all(ledger.store(), &mut opened).map_err(|e| e.to_string())?;

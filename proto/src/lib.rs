@@ -15,27 +15,9 @@ pub mod rights {
     tonic::include_proto!("ledger.v1.rights");
 }
 
-/// Cluster administration by agency keys (`proto/ledger/v1/admin.proto`).
+/// Cluster administration: ledger acts signed by agency keys (`proto/ledger/v1/admin.proto`).
 pub mod admin {
     tonic::include_proto!("ledger.v1.admin");
-
-    /// The core's view of a requested change (whose canonical text an agency signs).
-    pub fn change_of(
-        c: &change_membership_request::Change,
-    ) -> ledger_core::envelope::AdminChange<'_> {
-        use change_membership_request::Change;
-        use ledger_core::envelope::AdminChange;
-        match c {
-            Change::AddLearner(a) => AdminChange::AddLearner {
-                id: a.id,
-                raft_address: &a.raft_address,
-                public_address: &a.public_address,
-                node_key: &a.node_key,
-            },
-            Change::Promote(id) => AdminChange::Promote(*id),
-            Change::Remove(id) => AdminChange::Remove(*id),
-        }
-    }
 }
 
 /// The internal Raft service between nodes (`proto/ledger/v1/raft.proto`).

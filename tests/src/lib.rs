@@ -395,6 +395,9 @@ pub fn client_with_config(config: &Path, url: &str, args: &[&str]) -> Output {
 
 fn toml_genesis(g: &Genesis) -> String {
     let mut s = format!("ledger = \"{}\"\n", g.ledger);
+    if let Some(m) = g.authority_quorum {
+        s.push_str(&format!("authority_quorum = {m}\n"));
+    }
     for j in &g.jurisdictions {
         let keys: Vec<String> = j.agency_keys.iter().map(|k| format!("\"{k}\"")).collect();
         s.push_str(&format!(
@@ -443,8 +446,14 @@ pub fn declaration(
     )
 }
 
-/// Agency keys (one per [`JURISDICTIONS`]) in `dir/keys` and the genesis file `dir/genesis.toml`.
+/// Agency keys (one per [`JURISDICTIONS`]) in `dir/keys` and the genesis file `dir/genesis.toml`,
+/// with the default authority quorum (a majority: 3 of the 4 jurisdictions).
 pub fn make_genesis(dir: &Path, ledger: &str) {
+    make_genesis_with(dir, ledger, None)
+}
+
+/// Like [`make_genesis`], with `authority_quorum` set when given.
+pub fn make_genesis_with(dir: &Path, ledger: &str, authority_quorum: Option<u32>) {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let mut jurisdictions = Vec::new();
@@ -459,6 +468,7 @@ pub fn make_genesis(dir: &Path, ledger: &str) {
     let genesis = Genesis {
         ledger: ledger.into(),
         jurisdictions,
+        authority_quorum,
     };
     std::fs::write(dir.join("genesis.toml"), toml_genesis(&genesis)).unwrap();
 }

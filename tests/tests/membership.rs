@@ -1,7 +1,8 @@
 //! Growing and shrinking a replicated ledger with `ledger-client member`: a fourth node process
 //! that is not an initial member waits; an agency adds it as a learner (it catches up), promotes
-//! it to voter, and removes another node; the cluster keeps committing. Keys that are not an
-//! agency's change nothing.
+//! it to voter, and removes another node; the cluster keeps committing. Each change is a ledger
+//! act signed by the agencies of 3 of the genesis's 4 jurisdictions (its default quorum). Keys
+//! that are not an agency's change nothing.
 
 use std::process::{Command, Stdio};
 
@@ -30,6 +31,16 @@ fn an_agency_adds_promotes_and_removes_members() {
     }
     let agency = cluster.key_path("CN-44");
     let a = agency.to_str().unwrap();
+    let quorum_paths: Vec<String> = ["CN-44", "CN-33", "CN-51"]
+        .iter()
+        .map(|j| cluster.key_path(j).to_str().unwrap().to_string())
+        .collect();
+    let quorum: Vec<&str> = quorum_paths.iter().map(String::as_str).collect();
+    let signed_by = |keys: &[&str]| -> Vec<String> {
+        keys.iter()
+            .flat_map(|k| ["--key".to_string(), k.to_string()])
+            .collect()
+    };
     let out = cluster.submit(
         0,
         &agency,
@@ -90,15 +101,11 @@ fn an_agency_adds_promotes_and_removes_members() {
             .success()
     );
     let raft4 = format!("https://127.0.0.1:{raft}");
-    let add = |key: &str, via: &str| {
-        client(
-            via,
-            &[
-                "--json",
-                "member",
-                "add",
-                "--key",
-                key,
+    let add = |keys: &[&str], via: &str| {
+        let mut args: Vec<String> = ["--json", "member", "add"].map(String::from).to_vec();
+        args.extend(signed_by(keys));
+        args.extend(
+            [
                 "--id",
                 "4",
                 "--raft-address",
@@ -107,10 +114,13 @@ fn an_agency_adds_promotes_and_removes_members() {
                 &url4,
                 "--node-key",
                 &key4,
-            ],
-        )
+            ]
+            .map(String::from),
+        );
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        client(via, &refs)
     };
-    let refused = add(stranger.to_str().unwrap(), &cluster.url(0));
+    let refused = add(&[stranger.to_str().unwrap()], &cluster.url(0));
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("not registered"),
@@ -142,9 +152,9 @@ fn an_agency_adds_promotes_and_removes_members() {
         ],
     );
     assert!(reg.status.success(), "{}", stderr(&reg));
-    let refused = add(wk.to_str().unwrap(), &cluster.url(0));
+    let refused = add(&[a, wk.to_str().unwrap()], &cluster.url(0));
     assert!(
-        stderr(&refused).contains("only an agency key"),
+        stderr(&refused).contains("agency keys only"),
         "{}",
         stderr(&refused)
     );
@@ -159,7 +169,7 @@ fn an_agency_adds_promotes_and_removes_members() {
     // An agency adds node 4 through a follower (forwarded to the leader); it catches up.
     let leader = cluster.leader_seen_by(0).unwrap();
     let follower = (leader + 1) % 3;
-    let added = json(&add(a, &cluster.url(follower)));
+    let added = json(&add(&quorum, &cluster.url(follower)));
     assert!(
         added["message"].as_str().unwrap().contains("learner"),
         "{added}"
@@ -172,10 +182,12 @@ fn an_agency_adds_promotes_and_removes_members() {
         out.status.success()
             && serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["log_size"] == size
     });
-    let promoted = json(&client(
-        &cluster.url(leader),
-        &["--json", "member", "promote", "--key", a, "--id", "4"],
-    ));
+    let mut promote: Vec<String> = ["--json", "member", "promote", "--id", "4"]
+        .map(String::from)
+        .to_vec();
+    promote.extend(signed_by(&quorum));
+    let promote: Vec<&str> = promote.iter().map(String::as_str).collect();
+    let promoted = json(&client(&cluster.url(leader), &promote));
     let four = promoted["members"]
         .as_array()
         .unwrap()
@@ -184,6 +196,11 @@ fn an_agency_adds_promotes_and_removes_members() {
         .unwrap()
         .clone();
     assert_eq!(four["voter"], true, "{promoted}");
+    assert_eq!(
+        promoted["index"].as_u64(),
+        Some(size + 1),
+        "the act is recorded"
+    );
     let s = cluster.status(leader).unwrap();
     assert!(
         s["commit_index"].as_u64().unwrap() > 0,
@@ -201,18 +218,13 @@ fn an_agency_adds_promotes_and_removes_members() {
     // Remove a follower other than node 4: three voters remain, and the cluster commits.
     let gone = (0..3).find(|i| *i != leader).unwrap();
     let gone_id = gone as u64 + 1;
-    let removed = json(&client(
-        &cluster.url(leader),
-        &[
-            "--json",
-            "member",
-            "remove",
-            "--key",
-            a,
-            "--id",
-            &gone_id.to_string(),
-        ],
-    ));
+    let gone_text = gone_id.to_string();
+    let mut remove: Vec<String> = ["--json", "member", "remove", "--id", &gone_text]
+        .map(String::from)
+        .to_vec();
+    remove.extend(signed_by(&quorum));
+    let remove: Vec<&str> = remove.iter().map(String::as_str).collect();
+    let removed = json(&client(&cluster.url(leader), &remove));
     assert!(
         removed["members"]
             .as_array()
@@ -224,12 +236,12 @@ fn an_agency_adds_promotes_and_removes_members() {
     let out = cluster.submit(leader, &agency, &[person("W-M3", "CN-44")]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_for("node 4 to apply the new event", || {
-        json(&client(&url4, &["--json", "status"]))["log_size"].as_u64() == Some(size + 1)
+        // The promote and remove acts are recorded too: two events before the person.
+        json(&client(&url4, &["--json", "status"]))["log_size"].as_u64() == Some(size + 3)
     });
-    let unknown = client(
-        &cluster.url(leader),
-        &["member", "remove", "--key", a, "--id", "99"],
-    );
+    let mut unknown: Vec<&str> = vec!["member", "remove", "--id", "99"];
+    unknown.extend(quorum.iter().flat_map(|k| ["--key", *k]));
+    let unknown = client(&cluster.url(leader), &unknown);
     assert!(
         stderr(&unknown).contains("not a member"),
         "{}",

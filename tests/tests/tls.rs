@@ -197,6 +197,8 @@ fn a_node_key_is_rotated_by_replacing_the_member() {
     }
     let agency = cluster.key_path("CN-44");
     let a = agency.to_str().unwrap().to_string();
+    // Membership acts need 3 of the genesis's 4 jurisdictions.
+    let [b, c] = ["CN-33", "CN-51"].map(|j| cluster.key_path(j).to_str().unwrap().to_string());
     let dir = cluster.dir.path().to_path_buf();
     // Node 3's machine gets a new key: a fresh node (id 4) with the new key joins...
     let (port, raft) = (free_port(), free_port());
@@ -230,6 +232,10 @@ fn a_node_key_is_rotated_by_replacing_the_member() {
             "add",
             "--key",
             &a,
+            "--key",
+            &b,
+            "--key",
+            &c,
             "--id",
             "4",
             "--raft-address",
@@ -253,13 +259,17 @@ fn a_node_key_is_rotated_by_replacing_the_member() {
     assert!(out.status.success(), "{}", stderr(&out));
     let promote = client(
         &cluster.url(0),
-        &["member", "promote", "--key", &a, "--id", "4"],
+        &[
+            "member", "promote", "--key", &a, "--key", &b, "--key", &c, "--id", "4",
+        ],
     );
     assert!(promote.status.success(), "{}", stderr(&promote));
     // ...and the member with the old key leaves.
     let remove = client(
         &cluster.url(0),
-        &["member", "remove", "--key", &a, "--id", "3"],
+        &[
+            "member", "remove", "--key", &a, "--key", &b, "--key", &c, "--id", "3",
+        ],
     );
     assert!(remove.status.success(), "{}", stderr(&remove));
     cluster.kill9(2);

@@ -43,6 +43,7 @@ pub fn genesis() -> Genesis {
                 agency_keys: vec![pk(&key(AGENCY_33))],
             },
         ],
+        authority_quorum: None,
     }
 }
 

@@ -394,6 +394,7 @@ mod tests {
                     SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes(),
                 )],
             }],
+            authority_quorum: None,
         }
     }
 

@@ -500,6 +500,7 @@ mod tests {
                     key.verifying_key().to_bytes(),
                 )],
             }],
+            authority_quorum: None,
         }
     }
 

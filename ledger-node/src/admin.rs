@@ -59,8 +59,8 @@ fn check_node_key(key: &str, tls: bool) -> Result<(), Status> {
     if key.is_empty() {
         return if tls {
             Err(Status::invalid_argument(
-                "the new node's node key is needed (--node-key: the hex key its log prints at \
-                 start, or its DATA_DIR/node.crt)",
+                "the new node's node key is needed (the hex key its log prints at start as \
+                 node_key=..., or the key of its DATA_DIR/node.crt)",
             ))
         } else {
             Ok(())

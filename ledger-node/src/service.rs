@@ -175,7 +175,7 @@ pub(crate) fn reader(
 ) -> Result<(PublicKeyBytes, KeyRecord), Status> {
     let t = token.ok_or_else(|| {
         Status::unauthenticated(
-            "reads need a key: pass --key with the worker's key or an agency key",
+            "reads need a read token signed by the worker's key or an agency key",
         )
     })?;
     signed_by_key(

@@ -51,6 +51,16 @@ enum Command {
         #[arg(long, env = "LEDGER_CONFIG")]
         config: PathBuf,
     },
+    /// Ask the node of this config, on this machine, whether it serves (the gRPC health
+    /// service, over TLS pinned to the node's own key): exit 0 when it does, 1 otherwise. For
+    /// container, Kubernetes and systemd probes.
+    Health {
+        #[arg(long, env = "LEDGER_CONFIG")]
+        config: PathBuf,
+        /// How long to wait for the answer.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// Make the node key before the first start (the node would make it then), so the other
     /// members' configs and the trust files can name it. Prints `node_key=HEX` (for
     /// `[[raft.members]] node_key` and client.toml) and `verifier=...` (the node's line of a
@@ -95,6 +105,12 @@ fn main() -> ExitCode {
             Command::Run { config } => {
                 let cfg = NodeConfig::load(&config)?;
                 ledger_node::server::run(cfg).await
+            }
+            Command::Health { config, timeout } => {
+                let cfg = NodeConfig::load(&config)?;
+                ledger_node::probe::check(&cfg, std::time::Duration::from_secs(timeout)).await?;
+                println!("serving");
+                Ok(())
             }
             Command::NodeKey { data_dir, node_id } => {
                 let (key, verifier) = ledger_node::notary::init_node_key(&data_dir, &node_id)?;

@@ -401,6 +401,9 @@ pub fn node_url(arg: &str, trust: &ClientTrust) -> String {
 struct ClientToml {
     #[serde(default)]
     endpoints: Vec<String>,
+    /// Read by [`crate::retry::configured_retry_for`]; accepted here so the file stays valid.
+    #[serde(default, rename = "retry_seconds")]
+    _retry_seconds: Option<u64>,
     #[serde(default)]
     tls: TlsToml,
 }
@@ -528,6 +531,16 @@ mod tests {
             .unwrap_err()
             .contains("64 hex digits"));
         assert!(cert_key(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn a_client_config_may_set_retry_seconds() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("client.toml");
+        std::fs::write(&p, "retry_seconds = 5\nendpoints = [\"https://h:1\"]\n").unwrap();
+        assert_eq!(ClientTrust::load(&p).unwrap().endpoints, ["https://h:1"]);
+        std::fs::write(&p, "colour = 5\n").unwrap();
+        assert!(ClientTrust::load(&p).is_err());
     }
 
     #[test]

@@ -124,6 +124,15 @@ pub fn report(e: &anyhow::Error, json: bool) -> ExitCode {
     ExitCode::from(kind.exit_code())
 }
 
+/// The `--json` error document of a command line that could not be parsed (exit 2, clap's).
+pub fn usage_document(message: &str) {
+    let message = message.trim().trim_start_matches("error: ");
+    println!(
+        "{}",
+        json!({"error": {"code": "usage", "message": message}})
+    );
+}
+
 /// Exit status after standard output was closed by its reader: what a shell shows for a tool
 /// ended by SIGPIPE (128 + 13), so `set -o pipefail` scripts see what they see with `cat`.
 pub const CLOSED_PIPE_EXIT: i32 = 141;

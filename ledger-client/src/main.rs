@@ -274,7 +274,13 @@ enum KeyCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // Help and --version are not errors; anything else under --json gets its document.
+        if e.use_stderr() && std::env::args().any(|a| a == "--json") {
+            failure::usage_document(&e.render().to_string());
+        }
+        e.exit()
+    });
     let json = cli.json;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -132,6 +132,11 @@ fn json_errors_and_exit_codes_by_kind() {
     let message = fails_with(out, 7, "invalid_input");
     assert!(message.contains("period"), "{message}");
 
+    // A command line that cannot be parsed: clap's exit 2, and under --json its document.
+    let out = ledger.client(&["--json", "entitlement", "W-1"]);
+    let message = fails_with(out, 2, "usage");
+    assert!(message.contains("--key"), "{message}");
+
     // Unavailable: nothing listens there; nothing was decided.
     let url = format!("https://127.0.0.1:{}", free_port());
     let out = client(&url, &["--json", "status"]);

@@ -171,3 +171,29 @@ fn node_takes_a_bare_host_and_port() {
     let out = client(&format!("http://127.0.0.1:{}", ledger.port), &["status"]);
     assert!(stderr(&out).contains("use https://"), "{}", stderr(&out));
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_definition() {
+    let run = |args: &[&str]| {
+        Command::new(&binaries().client)
+            .args(args)
+            .output()
+            .expect("run ledger-client")
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.status.success(), "{}", stderr(&bash));
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    assert!(bash.contains("complete -F"), "a bash completion script");
+    assert!(bash.contains("--retry-for") && bash.contains("entitlement"));
+    let man = run(&["man"]);
+    assert!(man.status.success(), "{}", stderr(&man));
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(
+        man.contains(".TH ledger-client 1"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    assert!(man.contains("statement"), "the subcommands are listed");
+    let bad = run(&["completions", "cmd.exe"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

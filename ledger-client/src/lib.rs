@@ -165,12 +165,10 @@ impl Client {
     /// Connects as the URL says: `https://` over TLS, trusting the node keys of the client
     /// config ([`transport::client_config_path`]); `http://` in plaintext.
     pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        // A config or URL that cannot work is not worth retrying.
         let transport = transport::ClientTrust::load_default()
             .and_then(|t| t.transport_for(url))
-            .map_err(|message| ClientError::Connect {
-                url: url.to_string(),
-                message,
-            })?;
+            .map_err(ClientError::Invalid)?;
         Client::connect_with(url, &transport).await
     }
 

@@ -8,16 +8,37 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use ledger_client::acts::{fresh_nonce, ActFile};
 use ledger_client::retry::{self, Session};
-use ledger_client::{
-    default_node_url, jsonl, keys, split_requests, Client, ClientError, SubmitOutcome,
-};
+use ledger_client::{default_node_url, jsonl, keys, split_requests, Client, SubmitOutcome};
 use ledger_core::authority::Act;
 use ledger_core::event::{
     to_json_event, EventBody, EventKind, KeyRegistered, PublicKeyBytes, Role,
 };
 use serde_json::json;
 
+/// Standard output through [`failure::stdout_failed`]: a reader that closed the pipe
+/// (`ledger-client status | head -1`) ends the program quietly instead of a panic. These
+/// shadow std's macros for the whole binary.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::failure::stdout_failed(e);
+        }
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            $crate::failure::stdout_failed(e);
+        }
+    }};
+}
+
+mod failure;
 mod render;
+
+use failure::invalid;
 
 #[derive(Parser)]
 #[command(
@@ -26,10 +47,11 @@ mod render;
     about = "Client of the portable contribution ledger"
 )]
 struct Cli {
-    /// Node to talk to [default: first endpoint of ./ledger-data/client.toml, else http://127.0.0.1:7100]
+    /// Node to talk to: a URL, or HOST:PORT (https when the client config trusts node keys,
+    /// else http) [default: first endpoint of the client config, else http://127.0.0.1:7100]
     #[arg(long, global = true)]
     node: Option<String>,
-    /// Machine-readable output on stdout.
+    /// Machine-readable output on stdout; an error is the document {"error": {"code", "message"}}.
     #[arg(long, global = true)]
     json: bool,
     /// How long to keep retrying when the cluster cannot answer yet (no leader, a node down, a
@@ -189,6 +211,14 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         batch: u32,
     },
+    /// Print a shell completion script, e.g. `ledger-client completions bash >
+    /// /etc/bash_completion.d/ledger-client`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `ledger-client man > ledger-client.1`.
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -278,27 +308,37 @@ enum KeyCommand {
     },
 }
 
-/// Exit code for a worker the ledger does not know (docs/cli.md).
-const EXIT_UNKNOWN_WORKER: u8 = 3;
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // Help and --version are not errors; anything else under --json gets its document.
+        if e.use_stderr() && std::env::args().any(|a| a == "--json") {
+            failure::usage_document(&e.render().to_string());
+        }
+        e.exit()
+    });
+    let json = cli.json;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            if let Some(ClientError::Rpc(s)) = e.downcast_ref::<ClientError>() {
-                if s.code() == tonic::Code::NotFound {
-                    return ExitCode::from(EXIT_UNKNOWN_WORKER);
-                }
-            }
-            ExitCode::FAILURE
-        }
+        Err(e) => failure::report(&e, json),
     }
+}
+
+/// The completion script or man page, generated from the command definition.
+fn generated(command: &Command) -> anyhow::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cmd, "ledger-client", &mut out)
+        }
+        _ => clap_mangen::Man::new(cmd).render(&mut out)?,
+    }
+    Ok(out)
 }
 
 /// `--node-key`: 64 hex digits, or a certificate file holding the key.
@@ -315,9 +355,10 @@ fn node_key_arg(arg: Option<&str>) -> anyhow::Result<String> {
             ledger_client::transport::key_of_cert_file(path).map_err(anyhow::Error::msg)?,
         ));
     }
-    anyhow::bail!(
-        "--node-key {arg:?}: neither a hex node key (64 hex digits) nor a certificate file"
-    )
+    Err(invalid(
+        "--node-key",
+        format!("{arg:?} is neither a hex node key (64 hex digits) nor a certificate file"),
+    ))
 }
 
 /// How long calls retry: `--retry-for`, else client.toml, else the default (set once in `run`).
@@ -341,13 +382,16 @@ fn load_trust(
     let path = match path {
         Some(p) => p,
         None if default.exists() => &default,
-        None => bail!("no trust file: pass --trust FILE (the node keys you trust, e.g. ledger-data/trust.txt)"),
+        None => {
+            return Err(invalid(
+                "--trust",
+                "none given, and ledger-data/trust.txt does not exist: pass --trust FILE (the node keys you trust)",
+            ))
+        }
     };
     let trust = ledger_client::proofs::load_trust_file(path)?;
     Ok(match quorum {
-        Some(q) => trust
-            .with_quorum(q)
-            .map_err(|e| anyhow::anyhow!("--quorum: {}", e.0))?,
+        Some(q) => trust.with_quorum(q).map_err(|e| invalid("--quorum", e.0))?,
         None => trust,
     })
 }
@@ -458,7 +502,11 @@ async fn connect(cli_node: &Option<String>) -> anyhow::Result<Client> {
     Ok(session(cli_node)?.connect().await?)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(node) = &cli.node {
+        let trust = ledger_client::transport::ClientTrust::load_default().unwrap_or_default();
+        cli.node = Some(ledger_client::transport::node_url(node, &trust));
+    }
     let retry_for = cli
         .retry_for
         .map(Duration::from_secs)
@@ -485,18 +533,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let agency = keys::load(key)?;
             let role: Role = serde_json::from_value(json!(role)).map_err(|_| {
-                anyhow::anyhow!("--role must be employer, platform or worker, not {role:?}")
+                invalid(
+                    "--role",
+                    format!("must be employer, platform or worker, not {role:?}"),
+                )
             })?;
             let kind = EventKind::KeyRegistered(KeyRegistered {
                 jurisdiction: jurisdiction
                     .parse()
-                    .map_err(|e| anyhow::anyhow!("--jurisdiction: {e}"))?,
+                    .map_err(|e| invalid("--jurisdiction", e))?,
                 role,
-                subject: subject
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--subject: {e}"))?,
+                subject: subject.parse().map_err(|e| invalid("--subject", e))?,
                 public_key: PublicKeyBytes::from_hex(public_key)
-                    .map_err(|e| anyhow::anyhow!("--public-key: {e}"))?,
+                    .map_err(|e| invalid("--public-key", e))?,
             });
             let body = EventBody {
                 signed_at: jsonl::now(),
@@ -622,14 +671,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let proven = match ledger_client::proofs::verify_statement(&text, &trusted) {
                 Ok(p) => p,
                 Err(e) => {
+                    // The document is the answer: invalid is a result, not an error document.
                     if cli.json {
                         println!("{}", json!({"valid": false, "reason": e.to_string()}));
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::FAILURE);
                     }
                     bail!("{e}");
                 }
             };
             let as_of: ledger_core::time::Date = match as_of {
-                Some(d) => d.parse().map_err(|e| anyhow::anyhow!("--as-of: {e}"))?,
+                Some(d) => d.parse().map_err(|e| invalid("--as-of", e))?,
                 None => ledger_core::time::Instant::from_unix_utc(
                     std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)?
@@ -744,8 +796,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trust,
             quorum,
         } => {
-            let id =
-                ledger_core::event::Hash32::from_hex(event_id).map_err(|e| anyhow::anyhow!(e))?;
+            let id = ledger_core::event::Hash32::from_hex(event_id)
+                .map_err(|e| invalid("EVENT_ID", e))?;
             let trusted = load_trust(trust.as_ref(), *quorum)?;
             let key = keys::load(key)?;
             let mut client = connect(&cli.node).await?;
@@ -852,7 +904,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 agency: keys::load(key)?,
                 jurisdiction: jurisdiction
                     .parse()
-                    .map_err(|e| anyhow::anyhow!("--jurisdiction: {e}"))?,
+                    .map_err(|e| invalid("--jurisdiction", e))?,
                 employers: *employers,
                 lines_per_declaration: *lines,
                 declarations: *declarations,
@@ -896,6 +948,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Completions { .. } | Command::Man => {
+            failure::write_stdout(&generated(&cli.command)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
             let mut session = session(&cli.node)?;
@@ -1025,10 +1081,10 @@ async fn submit(cli: &Cli, key_files: &[PathBuf], events: &PathBuf) -> anyhow::R
     };
     let parsed = jsonl::parse(&text, jsonl::now());
     if parsed.is_empty() {
-        bail!(
-            "{} holds no events (one JSON event per line)",
-            events.display()
-        );
+        return Err(invalid(
+            &events.display().to_string(),
+            "holds no events (one JSON event per line)",
+        ));
     }
     let mut results: Vec<(usize, SubmitOutcome)> = Vec::with_capacity(parsed.len());
     let mut bodies = Vec::new();

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::{client_endpoints, Client, ClientError, DEFAULT_CLIENT_CONFIG, DEFAULT_NODE};
+use crate::{client_endpoints, Client, ClientError, DEFAULT_NODE};
 
 /// How long a call keeps retrying by default. An election takes a few seconds (the election
 /// timeout plus a vote); a minute also covers split votes and a leader that restarts, yet
@@ -46,13 +46,13 @@ impl ClientError {
     }
 }
 
-/// The `client.toml` setting `retry_seconds`, if the file sets it.
+/// The client config's setting `retry_seconds`, if it sets it.
 pub fn configured_retry_for() -> Option<Duration> {
     #[derive(serde::Deserialize)]
     struct RetryToml {
         retry_seconds: Option<u64>,
     }
-    std::fs::read_to_string(DEFAULT_CLIENT_CONFIG)
+    std::fs::read_to_string(crate::transport::client_config_path())
         .ok()
         .and_then(|t| toml::from_str::<RetryToml>(&t).ok())
         .and_then(|c| c.retry_seconds)

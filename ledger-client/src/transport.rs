@@ -333,7 +333,11 @@ pub async fn channel(url: &str, transport: &Transport) -> Result<Channel, String
             let mut msg = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                msg = format!("{msg}: {s}");
+                // Layers often repeat their source's text ("Connection refused: Connection refused").
+                let text = s.to_string();
+                if !msg.contains(&text) {
+                    msg = format!("{msg}: {text}");
+                }
                 source = s.source();
             }
             msg
@@ -348,11 +352,48 @@ pub struct ClientTrust {
     pub node_keys: Vec<NodeKey>,
 }
 
-/// Where the client reads its config: `$LEDGER_CLIENT_CONFIG`, else ./ledger-data/client.toml.
+/// Where the client reads its config: `$LEDGER_CLIENT_CONFIG`, else ./ledger-data/client.toml
+/// (what `ledger-node dev` writes) when it exists, else the user's
+/// `$XDG_CONFIG_HOME/ledger/client.toml` (`~/.config/ledger/client.toml`) when that exists,
+/// else ./ledger-data/client.toml (named in messages).
 pub fn client_config_path() -> PathBuf {
-    std::env::var_os("LEDGER_CLIENT_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_CLIENT_CONFIG))
+    config_path_from(|name| std::env::var_os(name), |p| p.exists())
+}
+
+fn config_path_from(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    exists: impl Fn(&Path) -> bool,
+) -> PathBuf {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(path) = set("LEDGER_CLIENT_CONFIG") {
+        return path;
+    }
+    let local = PathBuf::from(crate::DEFAULT_CLIENT_CONFIG);
+    if exists(&local) {
+        return local;
+    }
+    let user = set("XDG_CONFIG_HOME")
+        .or_else(|| set("HOME").map(|h| h.join(".config")))
+        .map(|dir| dir.join("ledger").join("client.toml"));
+    match user {
+        Some(user) if exists(&user) => user,
+        _ => local,
+    }
+}
+
+/// The URL of a `--node` argument: as given when it names a scheme, else `HOST:PORT` over TLS
+/// when the client config trusts node keys (every node speaks TLS unless it was set up for
+/// plaintext on loopback), else plaintext.
+pub fn node_url(arg: &str, trust: &ClientTrust) -> String {
+    if arg.contains("://") {
+        return arg.to_string();
+    }
+    let scheme = if trust.node_keys.is_empty() {
+        "http"
+    } else {
+        "https"
+    };
+    format!("{scheme}://{arg}")
 }
 
 #[derive(serde::Deserialize)]
@@ -360,6 +401,9 @@ pub fn client_config_path() -> PathBuf {
 struct ClientToml {
     #[serde(default)]
     endpoints: Vec<String>,
+    /// Read by [`crate::retry::configured_retry_for`]; accepted here so the file stays valid.
+    #[serde(default, rename = "retry_seconds")]
+    _retry_seconds: Option<u64>,
     #[serde(default)]
     tls: TlsToml,
 }
@@ -487,6 +531,61 @@ mod tests {
             .unwrap_err()
             .contains("64 hex digits"));
         assert!(cert_key(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn a_client_config_may_set_retry_seconds() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("client.toml");
+        std::fs::write(&p, "retry_seconds = 5\nendpoints = [\"https://h:1\"]\n").unwrap();
+        assert_eq!(ClientTrust::load(&p).unwrap().endpoints, ["https://h:1"]);
+        std::fs::write(&p, "colour = 5\n").unwrap();
+        assert!(ClientTrust::load(&p).is_err());
+    }
+
+    #[test]
+    fn a_bare_host_and_port_gets_the_scheme_of_the_config() {
+        let none = ClientTrust::default();
+        let some = ClientTrust {
+            endpoints: vec![],
+            node_keys: vec![[1; 32]],
+        };
+        assert_eq!(node_url("10.0.0.1:7100", &some), "https://10.0.0.1:7100");
+        assert_eq!(node_url("cn44-a:7100", &none), "http://cn44-a:7100");
+        assert_eq!(node_url("http://h:1", &some), "http://h:1");
+        assert_eq!(node_url("https://h:1", &none), "https://h:1");
+    }
+
+    #[test]
+    fn the_config_is_the_variable_then_ledger_data_then_the_user_dir() {
+        use std::ffi::OsString;
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let local = PathBuf::from(crate::DEFAULT_CLIENT_CONFIG);
+        let xdg = PathBuf::from("/x/ledger/client.toml");
+        let home = PathBuf::from("/home/u/.config/ledger/client.toml");
+        let vars = &[
+            ("LEDGER_CLIENT_CONFIG", "/etc/c.toml"),
+            ("XDG_CONFIG_HOME", "/x"),
+        ];
+        assert_eq!(
+            config_path_from(env(vars), |_| true),
+            PathBuf::from("/etc/c.toml")
+        );
+        let vars = &[("XDG_CONFIG_HOME", "/x"), ("HOME", "/home/u")];
+        assert_eq!(config_path_from(env(vars), |_| true), local);
+        assert_eq!(config_path_from(env(vars), |p| p == xdg), xdg);
+        assert_eq!(
+            config_path_from(env(&[("HOME", "/home/u")]), |p| p == home),
+            home
+        );
+        // Nothing exists: the default path, which messages name.
+        assert_eq!(config_path_from(env(vars), |_| false), local);
     }
 
     #[test]

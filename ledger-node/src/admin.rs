@@ -116,8 +116,8 @@ fn check_change(raft: &Raft, act: &Act, tls: bool) -> Result<(), Status> {
             }
             if node_key.is_empty() && tls {
                 return Err(Status::invalid_argument(
-                    "the new node's node key is needed (--node-key: the hex key its log prints at \
-                     start, or its DATA_DIR/node.crt)",
+                    "the act must name the new node's node key (the hex key its log prints at \
+                     start as node_key=..., or the key of its DATA_DIR/node.crt)",
                 ));
             }
         }
@@ -295,8 +295,8 @@ impl admin_server::Admin for AdminService {
             .act
             .clone()
             .ok_or_else(|| Status::invalid_argument("no act: a signed ledger_act envelope"))?;
-        let ev = open_submitted(&self.ledger.genesis().ledger_id(), envelope, now())
-            .map_err(refused)?;
+        let ev =
+            open_submitted(&self.ledger.genesis().ledger_id(), envelope, now()).map_err(refused)?;
         let EventKind::LedgerAct(act) = &ev.body.kind else {
             return Err(Status::invalid_argument(format!(
                 "a {} is not a ledger act; submit it with `ledger-client submit`",

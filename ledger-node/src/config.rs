@@ -33,7 +33,9 @@ pub struct NodeConfig {
     pub node_id: String,
     /// The jurisdiction whose agency runs this node.
     pub jurisdiction: Jurisdiction,
-    /// Address of the public gRPC service, e.g. "127.0.0.1:7100".
+    /// Address of the public gRPC service, e.g. "127.0.0.1:7100", or a host name and port
+    /// ("cn44-a:7100"), resolved when the config is loaded.
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Where the node keeps its sled store and head marker.
     pub data_dir: PathBuf,
@@ -86,7 +88,9 @@ pub enum TlsMode {
 pub struct RaftConfig {
     /// This node's Raft id: unique and stable. A node whose data was wiped rejoins under a new id.
     pub id: u64,
-    /// Address of the internal Raft service (reachable by the peers only).
+    /// Address of the internal Raft service (reachable by the peers only); an IP or a host
+    /// name, like the public `listen`.
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Every voting member, this node included. The member with the lowest id initialises the
     /// cluster on first start.
@@ -125,6 +129,48 @@ pub struct Peer {
     pub node_key: String,
 }
 
+/// `HOST:PORT` where HOST is an IP address or a name. A name is resolved once, here: a container
+/// or pod knows its own name before it knows its address. The first address the resolver
+/// returns is used (the one a peer resolving the same name is most likely to reach).
+pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = text
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        .ok_or_else(|| {
+            format!("{text:?} is not HOST:PORT (e.g. 0.0.0.0:7100 or cn44-a.example:7100)")
+        })?;
+    use std::net::ToSocketAddrs;
+    let mut addrs = (host, port.parse::<u16>().expect("checked above"))
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?} of {text:?}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{host:?} of {text:?} resolves to no address"))
+}
+
+fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    resolve_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// The environment variables that override a node config's values, and what each sets. An
+/// empty variable counts as unset. Paths from the environment are taken as they are (relative
+/// to the working directory), not from the config file's directory.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("LEDGER_NODE_ID", "node_id"),
+    ("LEDGER_JURISDICTION", "jurisdiction"),
+    ("LEDGER_LISTEN", "listen"),
+    ("LEDGER_DATA_DIR", "data_dir"),
+    ("LEDGER_GENESIS", "genesis"),
+    ("LEDGER_TRUST", "trust"),
+    ("LEDGER_RAFT_ID", "[raft] id"),
+    ("LEDGER_RAFT_LISTEN", "[raft] listen"),
+    ("LEDGER_TLS_NAMES", "[tls] names (comma-separated)"),
+];
+
 fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
@@ -133,7 +179,80 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 }
 
 impl NodeConfig {
+    /// Loads `path`, then applies the process environment's overrides ([`ENV_OVERRIDES`]).
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// Loads `path` with the overrides `env` gives (a lookup by variable name).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<NodeConfig, ConfigError> {
+        let mut cfg = NodeConfig::load_file(path)?;
+        cfg.apply_env(|name| env(name).filter(|v| !v.trim().is_empty()))
+            .map_err(ConfigError::Invalid)?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    /// Overrides values from the environment; a bad value is refused naming its variable, and
+    /// then nothing is changed that matters (the config is not used).
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let bad = |var: &str, e: String| format!("{var}: {e}");
+        if let Some(v) = env("LEDGER_NODE_ID") {
+            self.node_id = v;
+        }
+        if let Some(v) = env("LEDGER_JURISDICTION") {
+            self.jurisdiction = v
+                .parse()
+                .map_err(|e| bad("LEDGER_JURISDICTION", format!("{e}")))?;
+        }
+        if let Some(v) = env("LEDGER_LISTEN") {
+            self.listen = resolve_listen(&v).map_err(|e| bad("LEDGER_LISTEN", e))?;
+        }
+        if let Some(v) = env("LEDGER_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("LEDGER_GENESIS") {
+            self.genesis = PathBuf::from(v);
+        }
+        if let Some(v) = env("LEDGER_TRUST") {
+            self.trust = Some(PathBuf::from(v));
+        }
+        let raft_id = env("LEDGER_RAFT_ID");
+        let raft_listen = env("LEDGER_RAFT_LISTEN");
+        if raft_id.is_some() || raft_listen.is_some() {
+            let raft = self.raft.as_mut().ok_or_else(|| {
+                "LEDGER_RAFT_ID and LEDGER_RAFT_LISTEN need a [raft] section in the config file \
+                 (its members)"
+                    .to_string()
+            })?;
+            if let Some(v) = raft_id {
+                raft.id = v.trim().parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+                    bad(
+                        "LEDGER_RAFT_ID",
+                        format!("{v:?} is not a Raft id (a positive integer)"),
+                    )
+                })?;
+            }
+            if let Some(v) = raft_listen {
+                raft.listen = resolve_listen(&v).map_err(|e| bad("LEDGER_RAFT_LISTEN", e))?;
+            }
+        }
+        if let Some(v) = env("LEDGER_TLS_NAMES") {
+            self.tls.names = v
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// The file alone, relative paths resolved from its directory.
+    fn load_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         let mut cfg: NodeConfig = toml::from_str(&read(path)?).map_err(|e| ConfigError::Parse {
             path: path.display().to_string(),
             what: "node config",
@@ -149,15 +268,20 @@ impl NodeConfig {
         if let Some(t) = cfg.trust.as_mut().filter(|t| t.is_relative()) {
             *t = base.join(&*t);
         }
-        cfg.check_tls()
+        Ok(cfg)
+    }
+
+    /// What must hold once the file and the environment are combined.
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        self.check_tls()
             .map_err(|m| ConfigError::Invalid(format!("{}: {m}", path.display())))?;
-        if cfg.node_id.is_empty() || cfg.node_id.len() > 64 {
+        if self.node_id.is_empty() || self.node_id.len() > 64 {
             return Err(ConfigError::Invalid(format!(
                 "{}: node_id must be 1 to 64 characters",
                 path.display()
             )));
         }
-        Ok(cfg)
+        Ok(())
     }
 }
 
@@ -257,6 +381,88 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("node config"));
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const RAFT_CONFIG: &str = "node_id = \"n1\"\njurisdiction = \"CN-44\"\nlisten = \"localhost:7100\"\ndata_dir = \"data\"\ngenesis = \"g.toml\"\n[raft]\nid = 1\nlisten = \"127.0.0.1:7200\"\n[[raft.members]]\nid = 1\nraft_address = \"https://n1:7200\"\npublic_address = \"https://n1:7100\"\n";
+
+    fn load(text: &str, vars: &[(&str, &str)]) -> Result<NodeConfig, ConfigError> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("node.toml");
+        std::fs::write(&p, text).unwrap();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        NodeConfig::load_with_env(&p, |k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_resolved_at_load() {
+        let c = load(RAFT_CONFIG, &[]).unwrap();
+        assert!(c.listen.ip().is_loopback(), "{}", c.listen);
+        assert_eq!(c.listen.port(), 7100);
+        let e = resolve_listen("no-such-host.invalid:7100").unwrap_err();
+        assert!(e.contains("cannot resolve"), "{e}");
+        assert!(resolve_listen("7100").unwrap_err().contains("HOST:PORT"));
+        assert!(resolve_listen("host:port")
+            .unwrap_err()
+            .contains("HOST:PORT"));
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let c = load(
+            RAFT_CONFIG,
+            &[
+                ("LEDGER_NODE_ID", "cn44-b"),
+                ("LEDGER_JURISDICTION", "CN-33"),
+                ("LEDGER_LISTEN", "0.0.0.0:7300"),
+                ("LEDGER_DATA_DIR", "/var/lib/ledger"),
+                ("LEDGER_GENESIS", "/etc/ledger/genesis.toml"),
+                ("LEDGER_TRUST", "/etc/ledger/trust.txt"),
+                ("LEDGER_RAFT_ID", "2"),
+                ("LEDGER_RAFT_LISTEN", "localhost:7400"),
+                ("LEDGER_TLS_NAMES", "cn44-b, cn44-b.ledger.svc"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.node_id, "cn44-b");
+        assert_eq!(c.jurisdiction.to_string(), "CN-33");
+        assert_eq!(c.listen, "0.0.0.0:7300".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/ledger"));
+        assert_eq!(c.genesis, PathBuf::from("/etc/ledger/genesis.toml"));
+        assert_eq!(c.trust, Some(PathBuf::from("/etc/ledger/trust.txt")));
+        let raft = c.raft.unwrap();
+        assert_eq!(raft.id, 2);
+        assert_eq!(raft.listen.port(), 7400);
+        assert_eq!(c.tls.names, vec!["cn44-b", "cn44-b.ledger.svc"]);
+        // An empty variable counts as unset.
+        let c = load(RAFT_CONFIG, &[("LEDGER_NODE_ID", "")]).unwrap();
+        assert_eq!(c.node_id, "n1");
+    }
+
+    #[test]
+    fn a_bad_override_is_refused_naming_its_variable() {
+        for (var, value, says) in [
+            ("LEDGER_LISTEN", "nowhere", "LEDGER_LISTEN"),
+            ("LEDGER_RAFT_ID", "two", "LEDGER_RAFT_ID"),
+            ("LEDGER_JURISDICTION", "Guangdong", "LEDGER_JURISDICTION"),
+            ("LEDGER_NODE_ID", &"x".repeat(65), "node_id"),
+        ] {
+            let e = load(RAFT_CONFIG, &[(var, value)]).unwrap_err().to_string();
+            assert!(e.contains(says), "{var}={value}: {e}");
+        }
+        let single = RAFT_CONFIG.split("[raft]").next().unwrap();
+        let e = load(single, &[("LEDGER_RAFT_ID", "2")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("need a [raft] section"), "{e}");
     }
 }
 

@@ -10,6 +10,7 @@ pub mod head_marker;
 pub mod ledger;
 pub mod limits;
 pub mod notary;
+pub mod probe;
 pub mod projection;
 pub mod raft;
 pub mod read_gate;

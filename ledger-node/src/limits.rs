@@ -94,7 +94,7 @@ pub fn oversized(found: usize, limit: usize) -> tonic::Status {
     tonic::Status::resource_exhausted(format!(
         "the request is {found} bytes, over this node's limit of {limit} bytes for this call; \
          split it into smaller requests (Submit: at most {MAX_SUBMIT_EVENTS} events and \
-         {MAX_SUBMIT_BYTES} bytes each; `ledger-client submit` splits files so)"
+         {MAX_SUBMIT_BYTES} bytes each; the ledger's client and SDK split submissions so)"
     ))
 }
 

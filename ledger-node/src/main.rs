@@ -38,17 +38,40 @@ enum Command {
         #[arg(long, default_value_t = 7100)]
         base_port: u16,
     },
-    /// Run one node of a deployment from its TOML config.
+    /// Run one node of a deployment from its TOML config; LEDGER_* variables override its
+    /// values (docs/cli.md).
     Run {
-        #[arg(long)]
+        #[arg(long, env = "LEDGER_CONFIG")]
         config: PathBuf,
     },
     /// Rebuild the projection (the read model of entitlements) from the node's log. The node
     /// must be stopped. Nodes also do this on start when their projection is missing or stale.
     RebuildProjections {
         /// The node's TOML config (its data dir is rebuilt).
-        #[arg(long)]
+        #[arg(long, env = "LEDGER_CONFIG")]
         config: PathBuf,
+    },
+    /// Ask the node of this config, on this machine, whether it serves (the gRPC health
+    /// service, over TLS pinned to the node's own key): exit 0 when it does, 1 otherwise. For
+    /// container, Kubernetes and systemd probes.
+    Health {
+        #[arg(long, env = "LEDGER_CONFIG")]
+        config: PathBuf,
+        /// How long to wait for the answer.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// Make the node key before the first start (the node would make it then), so the other
+    /// members' configs and the trust files can name it. Prints `node_key=HEX` (for
+    /// `[[raft.members]] node_key` and client.toml) and `verifier=...` (the node's line of a
+    /// trust file, after its jurisdiction). An existing key is kept.
+    NodeKey {
+        /// The node's data directory: the key is DATA_DIR/node.key.
+        #[arg(long, env = "LEDGER_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The node's `node_id` (names its checkpoint signatures).
+        #[arg(long, env = "LEDGER_NODE_ID")]
+        node_id: String,
     },
 }
 
@@ -82,6 +105,17 @@ fn main() -> ExitCode {
             Command::Run { config } => {
                 let cfg = NodeConfig::load(&config)?;
                 ledger_node::server::run(cfg).await
+            }
+            Command::Health { config, timeout } => {
+                let cfg = NodeConfig::load(&config)?;
+                ledger_node::probe::check(&cfg, std::time::Duration::from_secs(timeout)).await?;
+                println!("serving");
+                Ok(())
+            }
+            Command::NodeKey { data_dir, node_id } => {
+                let (key, verifier) = ledger_node::notary::init_node_key(&data_dir, &node_id)?;
+                println!("node_key={key}\nverifier={verifier}");
+                Ok(())
             }
             Command::RebuildProjections { config } => {
                 let cfg = NodeConfig::load(&config)?;

@@ -98,6 +98,20 @@ pub fn load_or_create_key(path: &Path) -> Result<SigningKey, NotaryError> {
     }
 }
 
+/// Makes (or keeps) `DATA_DIR/node.key` and writes `DATA_DIR/node.pub`, as the node does on
+/// start; returns the hex node key and the checkpoint verifier key.
+pub fn init_node_key(data_dir: &Path, node_id: &str) -> Result<(String, String), NotaryError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| key_error(data_dir, e))?;
+    let key = load_or_create_key(&data_dir.join("node.key"))?;
+    let public = PublicKeyBytes(key.verifying_key().to_bytes());
+    let verifier = NoteKey::new(node_id, public)
+        .map_err(|e| key_error(Path::new("--node-id"), e))?
+        .verifier_string();
+    let pub_path = data_dir.join("node.pub");
+    std::fs::write(&pub_path, format!("{verifier}\n")).map_err(|e| key_error(&pub_path, e))?;
+    Ok((hex::encode(public.0), verifier))
+}
+
 fn key_error(path: &Path, e: impl ToString) -> NotaryError {
     NotaryError::Key {
         path: path.display().to_string(),

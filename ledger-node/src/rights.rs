@@ -97,7 +97,7 @@ impl rights_server::Rights for RightsService {
             req.as_of
                 .parse()
                 .map_err(|e: ledger_core::time::CalendarError| {
-                    Status::invalid_argument(format!("--as-of: {e}"))
+                    Status::invalid_argument(format!("as_of: {e}"))
                 })?
         };
         let (doc, log_size) = self
@@ -121,10 +121,10 @@ impl rights_server::Rights for RightsService {
             .at
             .parse()
             .map_err(|e: ledger_core::time::CalendarError| {
-                Status::invalid_argument(format!("--at: {e}"))
+                Status::invalid_argument(format!("at: {e}"))
             })?;
         let place = Jurisdiction::new(req.jurisdiction.clone())
-            .map_err(|e| Status::invalid_argument(format!("--jurisdiction: {e}")))?;
+            .map_err(|e| Status::invalid_argument(format!("jurisdiction: {e}")))?;
         let (doc, log_size) = self
             .with_facts(worker, move |w, facts, params| {
                 rules::injury::coverage(w, facts, params, at, &place)
@@ -145,14 +145,14 @@ impl rights_server::Rights for RightsService {
             .period
             .parse()
             .map_err(|e: ledger_core::time::CalendarError| {
-                Status::invalid_argument(format!("--period: {e}"))
+                Status::invalid_argument(format!("period: {e}"))
             })?;
         let scope = if req.jurisdiction.is_empty() {
             None
         } else {
             Some(
                 Jurisdiction::new(req.jurisdiction.clone())
-                    .map_err(|e| Status::invalid_argument(format!("--jurisdiction: {e}")))?,
+                    .map_err(|e| Status::invalid_argument(format!("jurisdiction: {e}")))?,
             )
         };
         let (_, key) = self.gate.admit(

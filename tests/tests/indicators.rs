@@ -164,10 +164,13 @@ fn indicators_through_the_cli() {
         "{}",
         stderr(&denied)
     );
-    assert!(denied.stdout.is_empty());
+    // Under --json, stdout holds the error document and no indicators.
+    let doc: serde_json::Value = serde_json::from_slice(&denied.stdout).expect("one JSON document");
+    assert_eq!(doc["error"]["code"], "permission_denied", "{doc}");
+    assert_eq!(denied.status.code(), Some(5));
 
     // A malformed month is refused with a message naming it.
     let bad = ledger.client(&["indicators", "--key", agency, "--period", "2024-13"]);
     assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("--period"), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("period"), "{}", stderr(&bad));
 }

@@ -19,6 +19,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A 3-node cluster whose nodes all know the leader.
+fn cluster() -> TestCluster {
+    let c = TestCluster::start(3);
+    for i in 0..3 {
+        wait_for("every node to know the leader", || {
+            c.leader_seen_by(i).is_some()
+        });
+    }
+    c
+}
+
 fn entitlement(worker: &str, token: ledger_proto::node::ReadToken) -> EntitlementRequest {
     EntitlementRequest {
         worker: worker.into(),
@@ -29,8 +40,7 @@ fn entitlement(worker: &str, token: ledger_proto::node::ReadToken) -> Entitlemen
 
 #[test]
 fn a_read_token_is_good_for_one_read_of_one_method_on_one_node() {
-    let c = TestCluster::start(3);
-    wait_for("a leader", || c.leader_seen_by(0).is_some());
+    let c = cluster();
     let agency_path = c.key_path("CN-44");
     let agency = ledger_client::keys::load(&agency_path).unwrap();
     let out = c.submit(0, &agency_path, &[person("W-TOK", "CN-44")]);
@@ -120,8 +130,7 @@ fn a_read_token_is_good_for_one_read_of_one_method_on_one_node() {
 
 #[test]
 fn get_event_checks_the_token_before_it_looks_anything_up() {
-    let c = TestCluster::start(3);
-    wait_for("a leader", || c.leader_seen_by(0).is_some());
+    let c = cluster();
     let agency_path = c.key_path("CN-44");
     let out = c.submit(0, &agency_path, &[person("W-EXISTS", "CN-44")]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -204,8 +213,7 @@ fn get_event_checks_the_token_before_it_looks_anything_up() {
 
 #[test]
 fn an_event_signed_for_another_ledger_is_refused() {
-    let c = TestCluster::start(3);
-    wait_for("a leader", || c.leader_seen_by(0).is_some());
+    let c = cluster();
     let agency = ledger_client::keys::load(&c.key_path("CN-44")).unwrap();
     let (kind, _) = parse_json_event(&person("W-ELSEWHERE", "CN-44")).unwrap();
     let body = EventBody {

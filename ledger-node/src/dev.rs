@@ -48,7 +48,8 @@ pub struct DevOptions {
     pub base_port: u16,
 }
 
-/// Writes a secret key file readable by its owner only.
+/// Writes a secret key file readable by its owner only, synced with its directory entry: a node
+/// that lost its key after a crash would come back as a stranger to its peers.
 pub fn write_key_file(path: &Path, key: &SigningKey) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -56,7 +57,8 @@ pub fn write_key_file(path: &Path, key: &SigningKey) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(format_secret_key(key).as_bytes())?;
-    f.sync_all()
+    f.sync_all()?;
+    crate::store::durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {

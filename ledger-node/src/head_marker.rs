@@ -1,8 +1,10 @@
 //! A second, independent record of the log head, kept outside the store. sled recovers from a
 //! torn or corrupt tail by cutting the log at the damage; without a second witness a lost tail
 //! would look like a shorter, valid log and acknowledged events would vanish silently. After every
-//! committed batch the head (size, chain link) is written here; at start-up a store shorter than
-//! its marker, or with another chain link at that size, is reported as corrupt.
+//! committed batch (single node: each entry; replicated: each applied batch and each installed
+//! snapshot) the head (size, chain link) is written and synced here, always after the store's own
+//! sync, so the marker never runs ahead of a durable store; at start-up a store shorter than its
+//! marker, or with another chain link at that size, is reported as corrupt.
 //!
 //! Two 64-byte slots written alternately, each with a sequence number and a checksum, so a torn
 //! write of one slot leaves the other intact.
@@ -19,6 +21,8 @@ const SLOT: usize = 64;
 pub struct HeadMarker {
     file: File,
     seq: u64,
+    /// The head the marker holds now.
+    last: Option<Head>,
 }
 
 fn encode(head: &Head, seq: u64) -> [u8; SLOT] {
@@ -42,7 +46,8 @@ fn decode(b: &[u8]) -> Option<(Head, u64)> {
 }
 
 impl HeadMarker {
-    /// Opens (or creates) the marker; returns it and the last head it holds, if any.
+    /// Opens (or creates) the marker; returns it and the last head it holds, if any. The directory
+    /// is synced so that a marker created now still exists after a crash.
     pub fn open(path: &Path) -> std::io::Result<(Self, Option<Head>)> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -59,7 +64,16 @@ impl HeadMarker {
             .filter_map(|s| decode(s))
             .max_by_key(|(_, seq)| *seq);
         let seq = best.map_or(0, |(_, s)| s);
-        Ok((Self { file, seq }, best.map(|(h, _)| h)))
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::store::durable::sync_dir(dir)?;
+        }
+        let last = best.map(|(h, _)| h);
+        Ok((Self { file, seq, last }, last))
+    }
+
+    /// The head the marker holds.
+    pub fn head(&self) -> Option<Head> {
+        self.last
     }
 
     /// Durably records `head` (one write and one fdatasync).
@@ -68,7 +82,9 @@ impl HeadMarker {
         let slot = self.seq % 2;
         self.file.seek(SeekFrom::Start(slot * SLOT as u64))?;
         self.file.write_all(&encode(head, self.seq))?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.last = Some(*head);
+        Ok(())
     }
 }
 

@@ -145,8 +145,7 @@ fn open_store(
     dir: &Path,
     genesis: &Genesis,
 ) -> Result<(Arc<SledStore>, HeadMarker, PathBuf, Head), LedgerError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StoreError::Io(format!("creating {}: {e}", dir.display())))?;
+    crate::store::durable::create_dir_all_synced(dir).map_err(|e| StoreError::Io(e.to_string()))?;
     let store = Arc::new(SledStore::open(&dir.join("store"))?);
     let marker_path = dir.join("head");
     let (mut marker, marked) =
@@ -461,10 +460,10 @@ impl Ledger {
         net: crate::tls::Net,
     ) -> Result<Ledger, LedgerError> {
         use crate::raft::{network::GrpcNetwork, LedgerStateMachine, RaftLogStore};
-        let (store, _marker, _, _) = open_store(dir, &genesis)?;
+        let (store, marker, _, _) = open_store(dir, &genesis)?;
         let io = |e: sled::Error| LedgerError::Store(StoreError::Io(e.to_string()));
-        let log = RaftLogStore::open(store.db()).map_err(io)?;
-        let sm = LedgerStateMachine::open(store.clone(), &dir.join("snapshots"))
+        let log = RaftLogStore::open(&store).map_err(io)?;
+        let sm = LedgerStateMachine::open(store.clone(), &dir.join("snapshots"), marker)
             .map_err(|e| LedgerError::Store(StoreError::Io(e.to_string())))?;
         let config = crate::raft::config(&genesis.ledger, cfg.snapshot_every)
             .map_err(|e| LedgerError::Replication(e.to_string()))?;

@@ -160,8 +160,10 @@ impl Evidence {
             return Ok(());
         }
         let name = format!("{}.note", &blake3::hash(text.as_bytes()).to_hex()[..32]);
-        std::fs::create_dir_all(&self.dir)
-            .and_then(|_| std::fs::write(self.dir.join(name), text))
+        crate::store::durable::create_dir_all_synced(&self.dir)
+            .and_then(|_| {
+                crate::store::durable::write_synced(&self.dir.join(name), text.as_bytes())
+            })
             .map_err(|e| Status::internal(format!("keeping fork evidence: {e}")))?;
         notes.push(text.to_string());
         tracing::error!(note = %text.replace('\n', "\\n"), why, "FORK: a trusted node presented a note that conflicts with this node's tree");
@@ -177,7 +179,8 @@ impl Notary {
         peers: Vec<String>,
         trust_file: Option<PathBuf>,
     ) -> Result<Notary, NotaryError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| key_error(data_dir, e))?;
+        crate::store::durable::create_dir_all_synced(data_dir)
+            .map_err(|e| key_error(data_dir, e))?;
         let key = load_or_create_key(&data_dir.join("node.key"))?;
         let notary_key = NoteKey::new(name, PublicKeyBytes(key.verifying_key().to_bytes()))
             .map_err(|e| key_error(Path::new("node_id"), e))?;

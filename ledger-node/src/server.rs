@@ -215,7 +215,7 @@ async fn start_replicated(
 /// The node key, its certificate, and the members' keys of the config. Plaintext (loopback
 /// only, checked when the config is loaded) is logged loudly.
 fn node_net(config: &NodeConfig) -> anyhow::Result<Net> {
-    std::fs::create_dir_all(&config.data_dir)
+    crate::store::durable::create_dir_all_synced(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let key = crate::notary::load_or_create_key(&config.data_dir.join("node.key"))?;
     let public = hex::encode(key.verifying_key().to_bytes());

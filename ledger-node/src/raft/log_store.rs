@@ -1,5 +1,7 @@
 //! The Raft log and vote on sled, in trees of the node's database beside the ledger. The vote
-//! and appended entries are flushed before openraft is told they are durable.
+//! and appended entries are on the disk (sled's flush followed by `fdatasync`: see
+//! `store::durable`) before openraft is told they are durable, so before a vote is granted or an
+//! append acknowledged to the leader.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -9,6 +11,8 @@ use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageI
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{NodeId, TypeConfig};
+use crate::store::durable::Durable;
+use crate::store::SledStore;
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 
@@ -18,7 +22,7 @@ const META_TREE: &str = "raft_meta";
 /// The Raft log store. Cloning shares the trees (openraft's replication tasks read concurrently).
 #[derive(Clone)]
 pub struct RaftLogStore {
-    db: sled::Db,
+    durable: Durable,
     log: sled::Tree,
     meta: sled::Tree,
 }
@@ -28,9 +32,10 @@ fn index_key(index: u64) -> [u8; 8] {
 }
 
 impl RaftLogStore {
-    pub fn open(db: &sled::Db) -> std::result::Result<Self, sled::Error> {
+    pub fn open(store: &SledStore) -> std::result::Result<Self, sled::Error> {
+        let db = store.db();
         Ok(Self {
-            db: db.clone(),
+            durable: store.durable().clone(),
             log: db.open_tree(LOG_TREE)?,
             meta: db.open_tree(META_TREE)?,
         })
@@ -42,15 +47,18 @@ impl RaftLogStore {
             .transpose()
     }
 
-    async fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+    /// Writes a meta value, durably when `durable` (openraft relies on the vote surviving).
+    async fn put_meta<T: Serialize>(&self, key: &str, value: &T, durable: bool) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| StorageIOError::write(&e))?;
         self.meta
             .insert(key, bytes)
             .map_err(|e| StorageIOError::write(&e))?;
-        self.db
-            .flush_async()
-            .await
-            .map_err(|e| StorageIOError::write(&e))?;
+        if durable {
+            self.durable
+                .flush_async()
+                .await
+                .map_err(|e| StorageIOError::write(&e))?;
+        }
         Ok(())
     }
 
@@ -107,7 +115,7 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
-        self.put_meta("vote", vote).await
+        self.put_meta("vote", vote, true).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>> {
@@ -115,7 +123,10 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<()> {
-        self.put_meta("committed", &committed).await
+        // Not synced: the state machine syncs every applied batch before `apply` returns, so
+        // openraft does not need the committed id to survive (openraft's `save_committed` docs);
+        // the next durable flush carries it anyway.
+        self.put_meta("committed", &committed, false).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>> {
@@ -138,13 +149,9 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
         self.log
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        // Readable now; durable only after the flush, and only then is openraft told.
-        let flushed = self
-            .db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(std::io::Error::other);
+        // Readable now; durable only after the flush and its fdatasync, and only then is openraft
+        // told (and so the leader, or a client_write on the leader).
+        let flushed = self.durable.flush_async().await;
         callback.log_io_completed(flushed);
         Ok(())
     }
@@ -157,7 +164,7 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
         self.log
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.db
+        self.durable
             .flush_async()
             .await
             .map_err(|e| StorageIOError::write_logs(&e))?;
@@ -166,7 +173,7 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
         // Record the purge point first: a crash in between leaves extra entries, never a gap.
-        self.put_meta("last_purged", &log_id).await?;
+        self.put_meta("last_purged", &log_id, true).await?;
         let mut batch = sled::Batch::default();
         for item in self.log.range(..=index_key(log_id.index)) {
             batch.remove(item.map_err(|e| StorageIOError::write_logs(&e))?.0);

@@ -406,10 +406,14 @@ mod tests {
 
     async fn start(id: NodeId, listener: tokio::net::TcpListener) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
         store.commit(&state::genesis_writes(&genesis())).unwrap();
-        let log = RaftLogStore::open(store.db()).unwrap();
-        let sm = LedgerStateMachine::open(store.clone(), &dir.path().join("snapshots")).unwrap();
+        let log = RaftLogStore::open(&store).unwrap();
+        let marker = crate::head_marker::HeadMarker::open(&dir.path().join("head"))
+            .unwrap()
+            .0;
+        let sm =
+            LedgerStateMachine::open(store.clone(), &dir.path().join("snapshots"), marker).unwrap();
         let raft = openraft::Raft::new(
             id,
             Arc::new(config("pcl-raft", crate::raft::SNAPSHOT_EVERY_ENTRIES).unwrap()),

@@ -26,7 +26,8 @@ use prost::Message;
 
 use super::snapshot::{self as snap, Staged};
 use super::{record, refused, LedgerRequest, LedgerResponse, NodeId, TypeConfig};
-use crate::store::{SledStore, Store};
+use crate::head_marker::HeadMarker;
+use crate::store::{durable, SledStore, Store};
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 /// The last applied log id and the membership it carries.
@@ -55,6 +56,9 @@ pub struct LedgerStateMachine {
     /// A received snapshot already checked by the Raft service, so that the install does not
     /// replay it a second time (used only while the store's head is still its base).
     staged: Arc<std::sync::Mutex<Option<Staged>>>,
+    /// The node's head marker, advanced after each durable applied batch: a store that lost its
+    /// tail is then detected at start-up in replicated mode too, not only by a lagging peer.
+    marker: Arc<std::sync::Mutex<HeadMarker>>,
 }
 
 /// Reads through writes not yet committed (earlier entries of the same apply call, or the
@@ -173,20 +177,35 @@ fn anonymous_file(dir: &Path) -> std::io::Result<std::fs::File> {
 }
 
 impl LedgerStateMachine {
-    /// Opens the state machine of `store`, keeping snapshot files in `dir` (created if missing).
-    pub fn open(store: Arc<SledStore>, dir: &Path) -> std::io::Result<Self> {
+    /// Opens the state machine of `store`, keeping snapshot files in `dir` (created if missing)
+    /// and advancing `marker` (the store's head marker) as entries are applied.
+    pub fn open(store: Arc<SledStore>, dir: &Path, marker: HeadMarker) -> std::io::Result<Self> {
         let snapshots = store
             .db()
             .open_tree(SNAPSHOT_TREE)
             .map_err(std::io::Error::other)?;
-        std::fs::create_dir_all(dir.join(STAGING_DIR))?;
+        durable::create_dir_all_synced(&dir.join(STAGING_DIR))?;
         Ok(Self {
             store,
             snapshots,
             dir: dir.to_path_buf(),
             apply_lock: Arc::default(),
             staged: Arc::default(),
+            marker: Arc::new(std::sync::Mutex::new(marker)),
         })
+    }
+
+    /// Records the store's head in the head marker when it moved. Called after the store's
+    /// durable commit, so the marker never names a head the disk does not hold.
+    fn advance_marker(&self) -> Result<()> {
+        let head = state::read_head(self.store.as_ref()).map_err(read_err)?;
+        let mut marker = self.marker.lock().unwrap_or_else(|p| p.into_inner());
+        if marker.head() != Some(head) {
+            marker
+                .write(&head)
+                .map_err(|e| write_err(format!("writing the head marker: {e}")))?;
+        }
+        Ok(())
     }
 
     fn applied_meta(&self) -> Result<AppliedState> {
@@ -280,7 +299,9 @@ impl LedgerStateMachine {
             let mut out = std::fs::File::create(&tmp).map_err(io)?;
             std::io::copy(&mut source, &mut out).map_err(io)?;
             out.sync_all().map_err(io)?;
-            std::fs::rename(&tmp, &target).map_err(io)
+            std::fs::rename(&tmp, &target).map_err(io)?;
+            // The rename must be on the disk before the meta naming the file is.
+            durable::sync_dir(target.parent().unwrap_or(Path::new("."))).map_err(io)
         })
         .await?;
         self.save_meta(meta, &name).map_err(|e| e.to_string())?;
@@ -293,7 +314,7 @@ impl LedgerStateMachine {
         batch.insert("meta", meta_bytes);
         batch.insert("file", file.as_bytes());
         self.snapshots.apply_batch(batch).map_err(write_err)?;
-        self.store.db().flush().map_err(write_err)?;
+        self.store.durable().flush().map_err(write_err)?;
         self.prune(file);
         Ok(())
     }
@@ -424,8 +445,10 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
             MEMBERSHIP_KEY.to_vec(),
             Some(serde_json::to_vec(&membership).map_err(write_err)?),
         );
-        // One atomic, flushed batch for the whole range: ledger writes and Raft bookkeeping.
+        // One atomic, durable batch for the whole range: ledger writes and Raft bookkeeping; it
+        // and the head marker are on the disk before openraft answers any client.
         self.store.commit(&pending).map_err(write_err)?;
+        self.advance_marker()?;
         Ok(responses)
     }
 
@@ -456,6 +479,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
             .map_err(|e| snap_err(meta, format!("snapshot refused: {e}")))?;
         matches_meta(&staged, meta).map_err(|e| snap_err(meta, e))?;
         self.store.commit(&staged.writes).map_err(write_err)?;
+        self.advance_marker()?;
         let size = snap_size(&copy)?;
         self.keep(meta, copy, size).await.map_err(write_err)?;
         Ok(())
@@ -507,12 +531,12 @@ mod tests {
     impl StoreBuilder<TypeConfig, RaftLogStore, LedgerStateMachine, tempfile::TempDir> for Builder {
         async fn build(&self) -> Result<(tempfile::TempDir, RaftLogStore, LedgerStateMachine)> {
             let dir = tempfile::tempdir().map_err(write_err)?;
-            let store = Arc::new(SledStore::open(dir.path()).map_err(write_err)?);
+            let store = Arc::new(SledStore::open(&dir.path().join("store")).map_err(write_err)?);
             store
                 .commit(&state::genesis_writes(&genesis()))
                 .map_err(write_err)?;
-            let log = RaftLogStore::open(store.db()).map_err(write_err)?;
-            let sm = LedgerStateMachine::open(store, &dir.path().join("snapshots"))
+            let log = RaftLogStore::open(&store).map_err(write_err)?;
+            let sm = LedgerStateMachine::open(store, &dir.path().join("snapshots"), marker(&dir))
                 .map_err(write_err)?;
             Ok((dir, log, sm))
         }
@@ -525,11 +549,18 @@ mod tests {
         Suite::test_all(Builder)
     }
 
+    /// The head marker of a test store in `dir`.
+    pub(crate) fn marker(dir: &tempfile::TempDir) -> HeadMarker {
+        HeadMarker::open(&dir.path().join("head")).unwrap().0
+    }
+
     fn fresh() -> (tempfile::TempDir, Arc<SledStore>, LedgerStateMachine) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
         store.commit(&state::genesis_writes(&genesis())).unwrap();
-        let sm = LedgerStateMachine::open(store.clone(), &dir.path().join("snapshots")).unwrap();
+        let sm =
+            LedgerStateMachine::open(store.clone(), &dir.path().join("snapshots"), marker(&dir))
+                .unwrap();
         (dir, store, sm)
     }
 

@@ -2,9 +2,11 @@
 //! durable batches. [`conformance`] is the suite every backend must pass.
 //!
 //! The unit of durability is the batch: [`Store::commit`] returns only after the whole batch is
-//! on disk, and a crash leaves either all of it or none.
+//! on disk (synced with `fdatasync`, not only handed to the kernel: see [`durable`]), and a crash
+//! leaves either all of it or none.
 
 pub mod conformance;
+pub mod durable;
 pub mod memory;
 pub mod sled_store;
 

@@ -1,15 +1,17 @@
-//! The sled backend. One tree, one `apply_batch` and one `flush` per committed batch: sled's
-//! batches are atomic, and flush makes them durable (sled writes are durable only after a
-//! flush).
+//! The sled backend. One tree, one `apply_batch` and one durable flush per committed batch:
+//! sled's batches are atomic, and [`Durable::flush`] makes them durable (sled's own flush does
+//! not reach the disk; see `durable`).
 
 use std::path::Path;
 
 use ledger_core::state::{StateRead, StoreFault, Writes};
 
+use super::durable::Durable;
 use super::{Entry, Store, StoreError};
 
 pub struct SledStore {
     db: sled::Db,
+    durable: Durable,
 }
 
 impl SledStore {
@@ -28,12 +30,25 @@ impl SledStore {
                     StoreError::Io(format!("opening sled store at {}: {other}", dir.display()))
                 }
             })?;
-        Ok(Self { db })
+        let durable = Durable::open(db.clone(), dir).map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(Self { db, durable })
     }
 
     /// The sled database, for the trees that live beside the ledger (the Raft log).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// Flushes the database so that every write before the call is on the disk, for the trees
+    /// beside the ledger (the Raft log and vote, the snapshot's name).
+    pub fn durable(&self) -> &Durable {
+        &self.durable
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.durable
+            .flush()
+            .map_err(|e| StoreError::Io(format!("flushing the store: {e}")))
     }
 }
 
@@ -69,8 +84,7 @@ impl Store for SledStore {
             }
         }
         self.db.apply_batch(batch).map_err(map_err)?;
-        self.db.flush().map_err(map_err)?;
-        Ok(())
+        self.flush()
     }
 
     fn replace_all(&self, entries: Vec<Entry>) -> Result<(), StoreError> {
@@ -83,8 +97,7 @@ impl Store for SledStore {
             batch.insert(k, v);
         }
         self.db.apply_batch(batch).map_err(map_err)?;
-        self.db.flush().map_err(map_err)?;
-        Ok(())
+        self.flush()
     }
 
     fn scan(

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod jsonl;
 pub mod keys;
 pub mod proofs;
+pub mod report;
 pub mod retry;
 pub mod transport;
 

@@ -46,6 +46,16 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
         s(&d["as_of"])
     );
     let _ = writeln!(o, "Pension");
+    pension_months(&mut o, p);
+    pension_transfers(&mut o, p);
+    pension_claim(&mut o, p);
+    cross_border(&mut o, d);
+    let _ = writeln!(o, "Flags: {}", list(&d["flags"]));
+    o
+}
+
+/// Months, accounts and the relation.
+fn pension_months(o: &mut String, p: &Value) {
     let _ = writeln!(
         o,
         "  insured months       {} ({})",
@@ -64,6 +74,9 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
         s(&p["relation_jurisdiction"])
     );
     let _ = writeln!(o, "  individual account   {}", s(&p["individual_account"]));
+}
+
+fn pension_transfers(o: &mut String, p: &Value) {
     match p["transfers"].as_array() {
         Some(ts) if !ts.is_empty() => {
             for t in ts {
@@ -82,6 +95,10 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
             let _ = writeln!(o, "  transfers            none");
         }
     }
+}
+
+/// Retirement, the minimum, the claim province and what moves at the claim, and the estimate.
+fn pension_claim(o: &mut String, p: &Value) {
     let _ = writeln!(
         o,
         "  retirement           {} at {} years {} months",
@@ -143,6 +160,10 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
             s(&e["divisor"])
         );
     }
+}
+
+/// Postings, foreign periods and totalization under agreements.
+fn cross_border(o: &mut String, d: &Value) {
     let postings = d["postings"].as_array().cloned().unwrap_or_default();
     if !postings.is_empty() {
         let _ = writeln!(o, "Postings");
@@ -187,8 +208,6 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
             }
         );
     }
-    let _ = writeln!(o, "Flags: {}", list(&d["flags"]));
-    o
 }
 
 pub fn coverage(d: &Value) -> String {

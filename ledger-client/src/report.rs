@@ -298,6 +298,8 @@ pub struct Status {
 #[derive(Debug, Serialize)]
 pub struct RaftView {
     pub id: u64,
+    /// The leader's Raft id, null while an election is under way.
+    pub leader_id: Option<u64>,
     pub state: String,
     pub term: u64,
     pub last_log_index: u64,
@@ -347,6 +349,7 @@ impl Status {
             .unwrap_or(0);
         let raft = (s.raft_id != 0).then(|| RaftView {
             id: s.raft_id,
+            leader_id: (s.leader_id != 0).then_some(s.leader_id),
             state: s.raft_state.clone(),
             term: s.term,
             last_log_index: s.last_log_index,

@@ -252,7 +252,7 @@ async fn wait_for_leader(first: &NodeConfig) -> anyhow::Result<()> {
         let url = format!("https://{}", first.listen);
         if let Ok(mut c) = channel(&url, &transport).await.map(LedgerClient::new) {
             if let Ok(s) = c.status(StatusRequest {}).await {
-                if s.into_inner().leader.starts_with("raft ") {
+                if s.into_inner().leader_id != 0 {
                     return Ok(());
                 }
             }

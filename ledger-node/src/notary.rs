@@ -311,7 +311,9 @@ impl Notary {
         let read = |e: state::StoreFault| Status::internal(e.to_string());
         let size = state::read_head(store).map_err(read)?.size;
         if cp.size > size {
-            return Err(Status::failed_precondition(format!(
+            // Unavailable, the code for "try again": a peer's notary retries on it, and only on
+            // it (a fork is FailedPrecondition and ends the attempt).
+            return Err(Status::unavailable(format!(
                 "this node has applied {size} events, fewer than the checkpoint's {}; ask again later",
                 cp.size
             )));
@@ -494,9 +496,8 @@ async fn ask_cosign(
         };
         match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Some(Ok(note))) => return SignedNote::parse(&note).ok(),
-            Ok(Some(Err(s)))
-                if s.code() == tonic::Code::FailedPrecondition
-                    && !s.message().starts_with("fork") => {}
+            // The peer has not applied that far yet.
+            Ok(Some(Err(s))) if s.code() == tonic::Code::Unavailable => {}
             Ok(Some(Err(s))) => {
                 tracing::warn!(peer = %url, error = %s.message(), "a peer refused to cosign");
                 return None;

@@ -427,6 +427,7 @@ impl ledger_server::Ledger for NodeService {
         match (self.ledger.raft(), &self.config.raft) {
             (Some(raft), Some(cfg)) => {
                 let m = raft.metrics().borrow().clone();
+                replication.leader_id = m.current_leader.unwrap_or(0);
                 leader = m.current_leader.map_or_else(
                     || "none (election under way)".to_string(),
                     |l| format!("raft {l}"),

@@ -2,14 +2,10 @@
 //! jurisdiction of the dev cluster file, the genesis, node configs and `client.toml` under the
 //! data directory, then runs the nodes as child processes until Ctrl-C or SIGTERM.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ed25519_dalek::SigningKey;
-use ledger_core::envelope::{format_secret_key, parse_secret_key};
 use ledger_core::event::PublicKeyBytes;
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 use ledger_core::jurisdiction::Jurisdiction;
@@ -48,30 +44,6 @@ pub struct DevOptions {
     pub base_port: u16,
 }
 
-/// Writes a secret key file readable by its owner only, synced with its directory entry: a node
-/// that lost its key after a crash would come back as a stranger to its peers.
-pub fn write_key_file(path: &Path, key: &SigningKey) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(format_secret_key(key).as_bytes())?;
-    f.sync_all()?;
-    crate::store::durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
-    if path.exists() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return parse_secret_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
-    }
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    write_key_file(path, &key).with_context(|| format!("writing {}", path.display()))?;
-    Ok(key)
-}
-
 /// Prepares the data directory: keys, genesis, node configs, client.toml. Idempotent.
 pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> {
     let cluster: DevCluster =
@@ -88,7 +60,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         .with_context(|| format!("creating {}", keys_dir.display()))?;
     let mut jurisdictions = Vec::new();
     for j in &cluster.jurisdictions {
-        let key = load_or_create_key(&keys_dir.join(format!("{j}.key")))?;
+        let key = ledger_client::keys::load_or_create(&keys_dir.join(format!("{j}.key")))?;
         jurisdictions.push(GenesisJurisdiction {
             code: j.clone(),
             agency_keys: vec![PublicKeyBytes(key.verifying_key().to_bytes())],
@@ -294,7 +266,7 @@ fn write_trust_file(dir: &Path, configs: &[(NodeConfig, PathBuf)]) -> anyhow::Re
 }
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
-    let stop = crate::server::shutdown_signal();
+    let stop = crate::signals::shutdown_signal();
     let configs = prepare(&opts)?;
     let exe = std::env::current_exe().context("locating the ledger-node binary")?;
     let mut children = Vec::new();

@@ -128,7 +128,7 @@ pub struct Ledger {
     /// The Raft service checks received snapshots against this state machine before the install.
     raft_state: Option<crate::raft::LedgerStateMachine>,
     /// How this node reaches its peers (TLS pinned to their node keys, or plaintext).
-    net: crate::tls::Net,
+    net: crate::raft::Net,
 }
 
 /// The node's clock as a ledger instant (UTC). Only the appender and edge checks read it.
@@ -213,7 +213,7 @@ impl Ledger {
             queued_bytes: queue_budget(),
             raft: None,
             raft_state: None,
-            net: crate::tls::Net::default(),
+            net: crate::raft::Net::default(),
         })
     }
 
@@ -247,7 +247,7 @@ impl Ledger {
     }
 
     /// How this node reaches its peers.
-    pub fn net(&self) -> &crate::tls::Net {
+    pub fn net(&self) -> &crate::raft::Net {
         &self.net
     }
 
@@ -367,6 +367,38 @@ impl Appender {
     }
 }
 
+/// Opens the stopped node's store under `dir`, verifies its log, and rebuilds the projection.
+pub fn rebuild_projection_in(
+    dir: &std::path::Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<u64, LedgerError> {
+    let path = dir.join("store");
+    if !path.exists() {
+        return Err(StoreError::Io(format!(
+            "{} holds no ledger store; check the config's data_dir",
+            dir.display()
+        ))
+        .into());
+    }
+    let store = crate::store::SledStore::open(&path).map_err(|e| {
+        StoreError::Io(format!(
+            "{e} (is the node still running? stop it before rebuilding)"
+        ))
+    })?;
+    let (_, marked) =
+        crate::head_marker::HeadMarker::open(&dir.join("head")).map_err(|source| {
+            LedgerError::Marker {
+                path: dir.join("head").display().to_string(),
+                source,
+            }
+        })?;
+    verify_log(&store, marked).map_err(|why| LedgerError::Integrity {
+        dir: dir.display().to_string(),
+        why,
+    })?;
+    Ok(crate::projection::rebuild(&store, progress)?)
+}
+
 /// Walks the whole stored log: each record's checksum, contiguous indexes, event ids that match
 /// their bodies, the id index, and the hash chain up to the head; then compares with the marker.
 pub fn verify_log(store: &dyn Store, marked: Option<Head>) -> Result<Head, String> {
@@ -457,7 +489,7 @@ impl Ledger {
         dir: &Path,
         genesis: Genesis,
         cfg: &crate::config::RaftConfig,
-        net: crate::tls::Net,
+        net: crate::raft::Net,
     ) -> Result<Ledger, LedgerError> {
         use crate::raft::{network::GrpcNetwork, LedgerStateMachine, RaftLogStore};
         let (store, marker, _, _) = open_store(dir, &genesis)?;
@@ -550,7 +582,7 @@ struct RaftAppender {
     /// Public addresses from `[raft] members`: only for a membership written by the first
     /// release, which recorded Raft addresses alone.
     configured: std::collections::BTreeMap<u64, String>,
-    net: crate::tls::Net,
+    net: crate::raft::Net,
 }
 
 impl RaftAppender {
@@ -655,8 +687,8 @@ impl RaftAppender {
                     why: format!("{address}: {why}"),
                 })?;
             let mut client = pb::ledger_client::LedgerClient::new(channel)
-                .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
+                .max_decoding_message_size(crate::limits::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::limits::MAX_MESSAGE_BYTES);
             let events = events.iter().map(|e| e.envelope.to_pb()).collect();
             let response = client
                 .submit(pb::SubmitRequest { events })

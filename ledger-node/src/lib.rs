@@ -17,5 +17,6 @@ pub mod read_gate;
 pub mod rights;
 pub mod server;
 pub mod service;
+pub mod signals;
 pub mod store;
 pub mod tls;

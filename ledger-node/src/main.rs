@@ -120,9 +120,10 @@ fn main() -> ExitCode {
             Command::RebuildProjections { config } => {
                 let cfg = NodeConfig::load(&config)?;
                 let started = std::time::Instant::now();
-                let n = ledger_node::projection::rebuild_in(&cfg.data_dir, |done, total| {
-                    eprintln!("replayed {done} of {total} events");
-                })?;
+                let n =
+                    ledger_node::ledger::rebuild_projection_in(&cfg.data_dir, |done, total| {
+                        eprintln!("replayed {done} of {total} events");
+                    })?;
                 eprintln!(
                     "projection rebuilt from {n} events in {:.1} s",
                     started.elapsed().as_secs_f64()

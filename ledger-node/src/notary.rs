@@ -24,7 +24,6 @@ use std::time::{Duration, SystemTime};
 
 use ed25519_dalek::SigningKey;
 use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
-use ledger_core::envelope::parse_secret_key;
 use ledger_core::event::PublicKeyBytes;
 use ledger_core::statement::{listed_indexes, Contents, CONTENTS_HEADER};
 use ledger_core::{log_tree, state};
@@ -83,19 +82,10 @@ pub enum NotaryError {
 }
 
 pub fn load_or_create_key(path: &Path) -> Result<SigningKey, NotaryError> {
-    let fail = |message: String| NotaryError::Key {
+    ledger_client::keys::load_or_create(path).map_err(|e| NotaryError::Key {
         path: path.display().to_string(),
-        message,
-    };
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_secret_key(&text).map_err(|e| fail(e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            crate::dev::write_key_file(path, &key).map_err(|e| fail(e.to_string()))?;
-            Ok(key)
-        }
-        Err(e) => Err(fail(e.to_string())),
-    }
+        message: e.to_string(),
+    })
 }
 
 /// Makes (or keeps) `DATA_DIR/node.key` and writes `DATA_DIR/node.pub`, as the node does on

@@ -8,27 +8,15 @@ use ledger_proto::node::ledger_server::LedgerServer;
 
 use crate::config::{load_genesis, NodeConfig, TlsMode};
 use crate::ledger::Ledger;
+use crate::raft::{MemberKeys, Net};
 use crate::service::{NodeService, MAX_MESSAGE_BYTES};
-use crate::tls::{MemberKeys, Net, NodeTls};
+use crate::signals::shutdown_signal;
+use crate::tls::NodeTls;
 use ledger_client::transport::{NodeKey, PinnedClient, Pins, Transport};
 
 /// How long in-flight requests get to finish after SIGTERM before idle or slow connections are
 /// dropped. Appends are atomic, so a request cut off here was simply never acknowledged.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Installs the SIGTERM and SIGINT handlers now (so a signal that arrives during start-up is not
-/// fatal) and resolves when either arrives.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    }
-}
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let stop = shutdown_signal();

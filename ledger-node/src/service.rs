@@ -9,7 +9,7 @@ use ledger_core::event::{EventKind, Hash32, PublicKeyBytes, Role};
 use ledger_core::limits::MAX_SIGNED_AHEAD_SECONDS;
 use ledger_core::merkle;
 use ledger_core::refusal::Refusal;
-use ledger_core::state::{self, keys, KeyRecord, StateRead, StoredRecord};
+use ledger_core::state::{self, keys, StateRead, StoredRecord};
 use ledger_core::time::Instant;
 use ledger_proto::node::{self as pb, ledger_server};
 use tonic::{Request, Response, Status};
@@ -20,12 +20,9 @@ use crate::raft::OutcomeRecord;
 use crate::read_gate::ReadGate;
 use crate::store::{Store, StoreError};
 
+pub use crate::limits::MAX_MESSAGE_BYTES;
 pub use crate::limits::MAX_SUBMIT_EVENTS;
-/// Largest gRPC response (a page of large payrolls). Requests are bounded by
-/// `limits::MAX_SUBMIT_BYTES`.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-/// How far a read token's issued_at may be from the node's clock.
-pub const READ_TOKEN_WINDOW_SECONDS: i64 = 5 * 60;
+pub use crate::read_gate::READ_TOKEN_WINDOW_SECONDS;
 /// Default and largest page of a worker's events.
 pub const DEFAULT_PAGE: usize = 200;
 pub const MAX_PAGE: usize = 2000;
@@ -180,47 +177,6 @@ impl NodeService {
             _ => true,
         }
     }
-}
-
-/// Checks that a registered, unrevoked key signed `message` (which embeds `issued_at`) within
-/// [`READ_TOKEN_WINDOW_SECONDS`] of the node's clock; returns the key and its record.
-pub(crate) fn signed_by_key(
-    ledger: &Ledger,
-    public_key: &[u8],
-    issued_at: i64,
-    signature: &[u8],
-    message: &[u8],
-) -> Result<(PublicKeyBytes, KeyRecord), Status> {
-    let pk = PublicKeyBytes::from_slice(public_key).map_err(Status::invalid_argument)?;
-    let skew = (now().unix_seconds() - issued_at).abs();
-    if skew > READ_TOKEN_WINDOW_SECONDS {
-        return Err(Status::unauthenticated(format!(
-            "token issued {skew} s away from the node's clock (limit {READ_TOKEN_WINDOW_SECONDS} s); check the clocks"
-        )));
-    }
-    let rec: KeyRecord = match ledger
-        .store()
-        .get(&keys::key(&pk))
-        .map_err(|e| Status::internal(e.0))?
-    {
-        Some(b) => serde_json::from_slice(&b).map_err(|e| Status::internal(e.to_string()))?,
-        None => {
-            return Err(Status::permission_denied(format!(
-                "key {pk} is not registered on this ledger"
-            )))
-        }
-    };
-    if rec.revoked_at.is_some() {
-        return Err(Status::permission_denied(format!("key {pk} was revoked")));
-    }
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.0)
-        .map_err(|_| Status::unauthenticated("bad public key"))?;
-    let sig: [u8; 64] = signature
-        .try_into()
-        .map_err(|_| Status::unauthenticated("token signature must be 64 bytes"))?;
-    vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
-        .map_err(|_| Status::unauthenticated("token signature does not verify"))?;
-    Ok((pk, rec))
 }
 
 impl NodeService {

@@ -399,6 +399,71 @@ pub fn rebuild_projection_in(
     Ok(crate::projection::rebuild(&store, progress)?)
 }
 
+/// The leader's answer to one forwarded event, as this node's appender answers it.
+fn outcome_record(o: ledger_proto::node::Outcome) -> OutcomeRecord {
+    use ledger_proto::node as pb;
+    match o.result {
+        Some(pb::outcome::Result::Receipt(r)) => {
+            let at: Instant = r.appended_at.parse().unwrap_or_else(|_| now());
+            OutcomeRecord::Appended {
+                event_id: hex::encode(r.event_id),
+                index: r.index,
+                stamp_seconds: at.unix_seconds(),
+                stamp_nanos: at.nanos(),
+                duplicate: r.duplicate,
+            }
+        }
+        Some(pb::outcome::Result::Refusal(r)) => OutcomeRecord::Refused {
+            code: r.code,
+            message: r.message,
+        },
+        None => OutcomeRecord::Refused {
+            code: "internal".into(),
+            message: "the leader sent an empty outcome".into(),
+        },
+    }
+}
+
+/// One stored record in its place: under its own key at the expected index, its body hashing
+/// to its id and still decoding, its chain link following `chain`, and the id index pointing
+/// back to it. Returns its chain link.
+fn verify_record(
+    store: &dyn Store,
+    ledger: &ledger_core::envelope::LedgerId,
+    key: &[u8],
+    rec: &StoredRecord,
+    expected_index: u64,
+    chain: &ledger_core::event::Hash32,
+) -> Result<ledger_core::event::Hash32, String> {
+    if keys::event(rec.index) != key || rec.index != expected_index {
+        return Err(format!(
+            "expected event {expected_index}, found record {} under key {}",
+            rec.index,
+            hex::encode(key)
+        ));
+    }
+    if rec.envelope.id(ledger) != rec.event_id {
+        return Err(format!(
+            "event {}: body does not hash to its event id",
+            rec.index
+        ));
+    }
+    wire::decode_event(&rec.envelope.body, &rec.envelope.lines)
+        .map_err(|e| format!("event {}: stored body no longer decodes: {e}", rec.index))?;
+    let link = state::chain_next(chain, rec.index, &rec.event_id, rec.stamp);
+    if link != rec.chain {
+        return Err(format!("event {}: hash chain broken", rec.index));
+    }
+    let indexed = store.get(&keys::event_id(&rec.event_id)).map_err(|e| e.0)?;
+    if indexed.as_deref() != Some(&rec.index.to_be_bytes()[..]) {
+        return Err(format!(
+            "event {}: id index does not point back to it",
+            rec.index
+        ));
+    }
+    Ok(link)
+}
+
 /// Walks the whole stored log: each record's checksum, contiguous indexes, event ids that match
 /// their bodies, the id index, and the hash chain up to the head; then compares with the marker.
 pub fn verify_log(store: &dyn Store, marked: Option<Head>) -> Result<Head, String> {
@@ -418,32 +483,7 @@ pub fn verify_log(store: &dyn Store, marked: Option<Head>) -> Result<Head, Strin
         for (k, v) in &page {
             let rec = StoredRecord::decode(v)
                 .map_err(|e| format!("event record {}: {}", hex::encode(&k[1..]), e.0))?;
-            if keys::event(rec.index) != *k || rec.index != expected_index {
-                return Err(format!(
-                    "expected event {expected_index}, found record {} under key {}",
-                    rec.index,
-                    hex::encode(k)
-                ));
-            }
-            if rec.envelope.id(&ledger) != rec.event_id {
-                return Err(format!(
-                    "event {}: body does not hash to its event id",
-                    rec.index
-                ));
-            }
-            wire::decode_event(&rec.envelope.body, &rec.envelope.lines)
-                .map_err(|e| format!("event {}: stored body no longer decodes: {e}", rec.index))?;
-            let link = state::chain_next(&chain, rec.index, &rec.event_id, rec.stamp);
-            if link != rec.chain {
-                return Err(format!("event {}: hash chain broken", rec.index));
-            }
-            let indexed = store.get(&keys::event_id(&rec.event_id)).map_err(|e| e.0)?;
-            if indexed.as_deref() != Some(&rec.index.to_be_bytes()[..]) {
-                return Err(format!(
-                    "event {}: id index does not point back to it",
-                    rec.index
-                ));
-            }
+            let link = verify_record(store, &ledger, k, &rec, expected_index, &chain)?;
             if marked.is_some_and(|m| m.size == rec.index && m.chain != link) {
                 return Err(format!(
                     "event {}: differs from the head marker's chain link",
@@ -699,29 +739,7 @@ impl RaftAppender {
         let outcomes = tokio::time::timeout(COMMIT_TIMEOUT * 2, forwarded)
             .await
             .map_err(|_| LedgerError::NotCommitted(COMMIT_TIMEOUT * 2))??;
-        let records: Vec<OutcomeRecord> = outcomes
-            .into_iter()
-            .map(|o| match o.result {
-                Some(pb::outcome::Result::Receipt(r)) => {
-                    let at: Instant = r.appended_at.parse().unwrap_or_else(|_| now());
-                    OutcomeRecord::Appended {
-                        event_id: hex::encode(r.event_id),
-                        index: r.index,
-                        stamp_seconds: at.unix_seconds(),
-                        stamp_nanos: at.nanos(),
-                        duplicate: r.duplicate,
-                    }
-                }
-                Some(pb::outcome::Result::Refusal(r)) => OutcomeRecord::Refused {
-                    code: r.code,
-                    message: r.message,
-                },
-                None => OutcomeRecord::Refused {
-                    code: "internal".into(),
-                    message: "the leader sent an empty outcome".into(),
-                },
-            })
-            .collect();
+        let records: Vec<OutcomeRecord> = outcomes.into_iter().map(outcome_record).collect();
         let highest = records
             .iter()
             .filter_map(|r| match r {

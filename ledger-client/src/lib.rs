@@ -511,7 +511,7 @@ impl Client {
 }
 
 /// Checks a stored event from the node: it is what its signers signed.
-fn check_stored(ledger: &LedgerId, e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
+pub fn check_stored(ledger: &LedgerId, e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
     let bad = |why: String| {
         ClientError::Invalid(format!(
             "event {} from the node fails verification: {why}",

@@ -424,3 +424,83 @@ impl From<&ledger_proto::admin::SubmitActResponse> for ActDone {
         }
     }
 }
+
+/// The kinds of failure a caller can tell apart: the CLI's exit codes and the `code` of every
+/// error document (`{"error": {"code", "message"}}`), whichever front end answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Anything not below: a refused event, an invalid statement, nodes that disagree, a
+    /// node's own fault.
+    Failed,
+    /// The node does not know what was asked: a worker, an event, a member.
+    NotFound,
+    /// The key may not do or read this (not registered, revoked, not the worker's or an
+    /// agency's key, a read token out of date).
+    Denied,
+    /// No node answered in time: unreachable, no leader, not committed in time. Nothing was
+    /// decided; the same request may be made again later.
+    Unavailable,
+    /// A bad argument or input (refused locally, or by the node as an invalid argument).
+    InvalidInput,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Failed => 1,
+            ErrorKind::NotFound => 3,
+            ErrorKind::Denied => 5,
+            ErrorKind::Unavailable => 6,
+            ErrorKind::InvalidInput => 7,
+        }
+    }
+
+    /// The `error.code` of the error document.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Failed => "failed",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Denied => "permission_denied",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::InvalidInput => "invalid_input",
+        }
+    }
+
+    /// The kind of a node's answer; `transient` when it decided nothing (see
+    /// [`crate::ClientError::is_transient`]).
+    pub fn of_code(code: tonic::Code, transient: bool) -> Self {
+        use tonic::Code;
+        match code {
+            Code::NotFound => ErrorKind::NotFound,
+            Code::PermissionDenied | Code::Unauthenticated => ErrorKind::Denied,
+            Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted => {
+                ErrorKind::InvalidInput
+            }
+            _ if transient => ErrorKind::Unavailable,
+            _ => ErrorKind::Failed,
+        }
+    }
+}
+
+/// `{"error": {"code", "message"}}`: how every front end reports a failure.
+#[derive(Debug, Serialize)]
+pub struct ErrorDoc {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ErrorDoc {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ErrorDoc {
+            error: ErrorBody {
+                code: kind.name(),
+                message: message.into(),
+            },
+        }
+    }
+}

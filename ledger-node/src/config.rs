@@ -53,9 +53,17 @@ pub struct NodeConfig {
     /// single node that appends on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft: Option<RaftConfig>,
-    /// Transport security of both ports (TLS unless explicitly turned off on loopback).
+    /// Transport security of every port (TLS unless explicitly turned off on loopback).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Address of the HTTP/JSON API (docs/http.md), e.g. "127.0.0.1:7180"; absent: none. Over
+    /// TLS with the node's certificate, like the public port.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_listen_address"
+    )]
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// The `[tls]` section of a node config.
@@ -156,6 +164,12 @@ fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, 
     resolve_listen(&text).map_err(serde::de::Error::custom)
 }
 
+fn optional_listen_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    listen_address(d).map(Some)
+}
+
 /// The environment variables that override a node config's values, and what each sets. An
 /// empty variable counts as unset. Paths from the environment are taken as they are (relative
 /// to the working directory), not from the config file's directory.
@@ -163,6 +177,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("LEDGER_NODE_ID", "node_id"),
     ("LEDGER_JURISDICTION", "jurisdiction"),
     ("LEDGER_LISTEN", "listen"),
+    ("LEDGER_HTTP_LISTEN", "http_listen"),
     ("LEDGER_DATA_DIR", "data_dir"),
     ("LEDGER_GENESIS", "genesis"),
     ("LEDGER_TRUST", "trust"),
@@ -210,6 +225,9 @@ impl NodeConfig {
         }
         if let Some(v) = env("LEDGER_LISTEN") {
             self.listen = resolve_listen(&v).map_err(|e| bad("LEDGER_LISTEN", e))?;
+        }
+        if let Some(v) = env("LEDGER_HTTP_LISTEN") {
+            self.http_listen = Some(resolve_listen(&v).map_err(|e| bad("LEDGER_HTTP_LISTEN", e))?);
         }
         if let Some(v) = env("LEDGER_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -290,6 +308,7 @@ impl NodeConfig {
     pub fn listen_addresses(&self) -> Vec<SocketAddr> {
         let mut out = vec![self.listen];
         out.extend(self.raft.as_ref().map(|r| r.listen));
+        out.extend(self.http_listen);
         out
     }
 

@@ -27,6 +27,8 @@ struct DevCluster {
 
 /// Node i's Raft service listens on base-port + RAFT_PORT_OFFSET + i - 1 (7200.. by default).
 pub const RAFT_PORT_OFFSET: u16 = 100;
+/// Node i's HTTP/JSON API listens on base-port + HTTP_PORT_OFFSET + i - 1 (7180.. by default).
+pub const HTTP_PORT_OFFSET: u16 = 80;
 /// How long `dev` waits for the cluster to elect its first leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -164,6 +166,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
                 snapshot_every: crate::raft::SNAPSHOT_EVERY_ENTRIES,
             }),
             tls: Default::default(),
+            http_listen: Some(format!("127.0.0.1:{}", port(i, HTTP_PORT_OFFSET)?).parse()?),
         };
         let path = node_dir.join("node.toml");
         std::fs::write(&path, toml::to_string(&cfg)?)?;

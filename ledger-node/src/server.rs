@@ -56,13 +56,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ledger.clone(),
         &config.node_id,
     ));
-    let service = LedgerServer::new(NodeService::new(
+    let node_service = Arc::new(NodeService::new(
         ledger.clone(),
         config.clone(),
         gate.clone(),
-    ))
-    .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    ));
+    let service = LedgerServer::from_arc(node_service.clone())
+        .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let notary = Arc::new(
         crate::notary::Notary::open(
             &config.data_dir,
@@ -75,9 +76,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     );
     notary.spawn_refresher(ledger.clone());
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
-    let rights = ledger_proto::rights::rights_server::RightsServer::new(
-        crate::rights::RightsService::new(ledger.clone(), notary, gate),
-    );
+    let rights_service = Arc::new(crate::rights::RightsService::new(
+        ledger.clone(),
+        notary,
+        gate,
+    ));
+    let rights =
+        ledger_proto::rights::rights_server::RightsServer::from_arc(rights_service.clone());
 
     let admin = ledger_proto::admin::admin_server::AdminServer::new(
         crate::admin::AdminService::new(ledger.clone()),
@@ -95,6 +100,19 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         None => None,
     };
     tracing::info!(address = %config.listen, tls = acceptor.is_some(), "serving");
+    let (http_stop, http) = serve_http(
+        &config,
+        crate::http::HttpApi {
+            ledger: ledger.clone(),
+            node: node_service,
+            rights: rights_service,
+        },
+        net.tls
+            .as_ref()
+            .map(|tls| tls.http_acceptor())
+            .transpose()?,
+    )
+    .await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         crate::limits::public_server()
@@ -110,6 +128,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     stop.await;
     tracing::info!("stopping: finishing in-flight requests");
     let _ = stop_tx.send(());
+    let _ = http_stop.send(());
+    if let Some(http) = http {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
+    }
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(result) => result.context("gRPC server task")?.context("gRPC server")?,
         Err(_) => {
@@ -121,6 +143,35 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the HTTP/JSON API when the config asks for it (`http_listen`), over TLS when the
+/// public port is; stops accepting when the returned sender fires.
+async fn serve_http(
+    config: &NodeConfig,
+    api: crate::http::HttpApi,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let Some(address) = config.http_listen else {
+        return Ok((tx, None));
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening for HTTP on {address}"))?;
+    tracing::info!(%address, tls = acceptor.is_some(), "serving the HTTP/JSON API");
+    let stop = async move {
+        let _ = rx.await;
+    };
+    Ok((
+        tx,
+        Some(tokio::spawn(crate::http::serve(
+            api, listener, acceptor, stop,
+        ))),
+    ))
 }
 
 /// Opens the ledger under Raft, serves the internal Raft service on `[raft] listen`, and lets the

@@ -81,6 +81,24 @@ impl NodeTls {
     /// A TLS server: peers must present a pinned certificate when `clients` is mandatory.
     /// A client that offers ed25519 gets the node-key certificate; any other gets the P-256 one.
     pub fn acceptor(&self, clients: PinnedClient) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        self.acceptor_for(clients, &[b"h2"])
+    }
+
+    /// The acceptor of the HTTP/JSON API: clients are anonymous, and HTTP/1.1 clients (scripts,
+    /// browsers through a proxy) are served as well as HTTP/2 ones.
+    pub fn http_acceptor(&self) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        let anyone = PinnedClient {
+            pins: ledger_client::transport::Pins::dynamic(|_| true),
+            mandatory: false,
+        };
+        self.acceptor_for(anyone, &[b"h2", b"http/1.1"])
+    }
+
+    fn acceptor_for(
+        &self,
+        clients: PinnedClient,
+        alpn: &[&[u8]],
+    ) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
         let certified = |id: &Identity| -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
             let key = transport::provider()
                 .key_provider
@@ -98,7 +116,7 @@ impl NodeTls {
                 ed25519: certified(&self.identity)?,
                 p256: certified(&self.p256)?,
             }));
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 }

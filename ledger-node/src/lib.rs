@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod dev;
 pub mod head_marker;
+pub mod health;
 pub mod ledger;
 pub mod limits;
 pub mod notary;

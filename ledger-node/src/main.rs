@@ -53,13 +53,18 @@ enum Command {
     },
     /// Ask the node of this config, on this machine, whether it serves (the gRPC health
     /// service, over TLS pinned to the node's own key): exit 0 when it does, 1 otherwise. For
-    /// container, Kubernetes and systemd probes.
+    /// container, Kubernetes and systemd probes. A replica serves when it knows a leader and
+    /// (on the leader) a majority acknowledges it.
     Health {
         #[arg(long, env = "LEDGER_CONFIG")]
         config: PathBuf,
         /// How long to wait for the answer.
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
         timeout: u64,
+        /// Exit 0 when the node answers at all, serving or not (liveness and start-up probes:
+        /// a node without a majority is alive, and a restart would not help it).
+        #[arg(long)]
+        live: bool,
     },
     /// Make the node key before the first start (the node would make it then), so the other
     /// members' configs and the trust files can name it. Prints `node_key=HEX` (for
@@ -106,10 +111,16 @@ fn main() -> ExitCode {
                 let cfg = NodeConfig::load(&config)?;
                 ledger_node::server::run(cfg).await
             }
-            Command::Health { config, timeout } => {
+            Command::Health {
+                config,
+                timeout,
+                live,
+            } => {
+                use ledger_node::probe::{check, Probe};
                 let cfg = NodeConfig::load(&config)?;
-                ledger_node::probe::check(&cfg, std::time::Duration::from_secs(timeout)).await?;
-                println!("serving");
+                let probe = if live { Probe::Live } else { Probe::Ready };
+                check(&cfg, std::time::Duration::from_secs(timeout), probe).await?;
+                println!("{}", if live { "alive" } else { "serving" });
                 Ok(())
             }
             Command::NodeKey { data_dir, node_id } => {

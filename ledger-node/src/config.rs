@@ -56,6 +56,13 @@ pub struct NodeConfig {
     /// Transport security of both ports (TLS unless explicitly turned off on loopback).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// "text" (the default) or "json": one JSON object per line, each naming this node.
+    #[serde(default, skip_serializing_if = "is_text")]
+    pub log_format: crate::logging::LogFormat,
+}
+
+fn is_text(f: &crate::logging::LogFormat) -> bool {
+    *f == crate::logging::LogFormat::Text
 }
 
 /// The `[tls]` section of a node config.
@@ -169,6 +176,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("LEDGER_RAFT_ID", "[raft] id"),
     ("LEDGER_RAFT_LISTEN", "[raft] listen"),
     ("LEDGER_TLS_NAMES", "[tls] names (comma-separated)"),
+    ("LEDGER_LOG_FORMAT", "log_format (text or json)"),
 ];
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -239,6 +247,9 @@ impl NodeConfig {
             if let Some(v) = raft_listen {
                 raft.listen = resolve_listen(&v).map_err(|e| bad("LEDGER_RAFT_LISTEN", e))?;
             }
+        }
+        if let Some(v) = env("LEDGER_LOG_FORMAT") {
+            self.log_format = v.parse().map_err(|e| bad("LEDGER_LOG_FORMAT", e))?;
         }
         if let Some(v) = env("LEDGER_TLS_NAMES") {
             self.tls.names = v
@@ -429,9 +440,11 @@ mod env_tests {
                 ("LEDGER_RAFT_ID", "2"),
                 ("LEDGER_RAFT_LISTEN", "localhost:7400"),
                 ("LEDGER_TLS_NAMES", "cn44-b, cn44-b.ledger.svc"),
+                ("LEDGER_LOG_FORMAT", "json"),
             ],
         )
         .unwrap();
+        assert_eq!(c.log_format, crate::logging::LogFormat::Json);
         assert_eq!(c.node_id, "cn44-b");
         assert_eq!(c.jurisdiction.to_string(), "CN-33");
         assert_eq!(c.listen, "0.0.0.0:7300".parse().unwrap());
@@ -453,6 +466,7 @@ mod env_tests {
             ("LEDGER_LISTEN", "nowhere", "LEDGER_LISTEN"),
             ("LEDGER_RAFT_ID", "two", "LEDGER_RAFT_ID"),
             ("LEDGER_JURISDICTION", "Guangdong", "LEDGER_JURISDICTION"),
+            ("LEDGER_LOG_FORMAT", "yaml", "LEDGER_LOG_FORMAT"),
             ("LEDGER_NODE_ID", &"x".repeat(65), "node_id"),
         ] {
             let e = load(RAFT_CONFIG, &[(var, value)]).unwrap_err().to_string();

@@ -10,6 +10,7 @@ pub mod head_marker;
 pub mod health;
 pub mod ledger;
 pub mod limits;
+pub mod logging;
 pub mod notary;
 pub mod probe;
 pub mod projection;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use ledger_node::config::NodeConfig;
 use ledger_node::dev::{self, DevOptions};
 use ledger_node::ledger::LedgerError;
+use ledger_node::logging::{self, LogFormat};
 
 /// glibc malloc/free took about a third of the node's CPU under load (small, short-lived
 /// allocations in sled and the apply path); mimalloc handles that pattern far better.
@@ -81,14 +82,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    // `run` installs its logger once its config says how; every other command logs text.
+    if !matches!(cli.command, Command::Run { .. }) {
+        logging::init(LogFormat::Text, "");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -109,6 +107,7 @@ fn main() -> ExitCode {
             }
             Command::Run { config } => {
                 let cfg = NodeConfig::load(&config)?;
+                logging::init(cfg.log_format, &cfg.node_id);
                 ledger_node::server::run(cfg).await
             }
             Command::Health {

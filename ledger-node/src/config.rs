@@ -56,6 +56,14 @@ pub struct NodeConfig {
     /// Transport security of both ports (TLS unless explicitly turned off on loopback).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`), e.g.
+    /// "127.0.0.1:9100". Off when absent. Plain HTTP: keep it on loopback or a private network.
+    #[serde(
+        default,
+        deserialize_with = "optional_listen_address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
     /// "text" (the default) or "json": one JSON object per line, each naming this node.
     #[serde(default, skip_serializing_if = "is_text")]
     pub log_format: crate::logging::LogFormat,
@@ -163,6 +171,12 @@ fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, 
     resolve_listen(&text).map_err(serde::de::Error::custom)
 }
 
+fn optional_listen_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    listen_address(d).map(Some)
+}
+
 /// The environment variables that override a node config's values, and what each sets. An
 /// empty variable counts as unset. Paths from the environment are taken as they are (relative
 /// to the working directory), not from the config file's directory.
@@ -176,6 +190,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("LEDGER_RAFT_ID", "[raft] id"),
     ("LEDGER_RAFT_LISTEN", "[raft] listen"),
     ("LEDGER_TLS_NAMES", "[tls] names (comma-separated)"),
+    ("LEDGER_METRICS_LISTEN", "metrics_listen"),
     ("LEDGER_LOG_FORMAT", "log_format (text or json)"),
 ];
 
@@ -247,6 +262,10 @@ impl NodeConfig {
             if let Some(v) = raft_listen {
                 raft.listen = resolve_listen(&v).map_err(|e| bad("LEDGER_RAFT_LISTEN", e))?;
             }
+        }
+        if let Some(v) = env("LEDGER_METRICS_LISTEN") {
+            self.metrics_listen =
+                Some(resolve_listen(&v).map_err(|e| bad("LEDGER_METRICS_LISTEN", e))?);
         }
         if let Some(v) = env("LEDGER_LOG_FORMAT") {
             self.log_format = v.parse().map_err(|e| bad("LEDGER_LOG_FORMAT", e))?;
@@ -440,10 +459,12 @@ mod env_tests {
                 ("LEDGER_RAFT_ID", "2"),
                 ("LEDGER_RAFT_LISTEN", "localhost:7400"),
                 ("LEDGER_TLS_NAMES", "cn44-b, cn44-b.ledger.svc"),
+                ("LEDGER_METRICS_LISTEN", "127.0.0.1:9100"),
                 ("LEDGER_LOG_FORMAT", "json"),
             ],
         )
         .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
         assert_eq!(c.log_format, crate::logging::LogFormat::Json);
         assert_eq!(c.node_id, "cn44-b");
         assert_eq!(c.jurisdiction.to_string(), "CN-33");
@@ -466,6 +487,7 @@ mod env_tests {
             ("LEDGER_LISTEN", "nowhere", "LEDGER_LISTEN"),
             ("LEDGER_RAFT_ID", "two", "LEDGER_RAFT_ID"),
             ("LEDGER_JURISDICTION", "Guangdong", "LEDGER_JURISDICTION"),
+            ("LEDGER_METRICS_LISTEN", "9100", "LEDGER_METRICS_LISTEN"),
             ("LEDGER_LOG_FORMAT", "yaml", "LEDGER_LOG_FORMAT"),
             ("LEDGER_NODE_ID", &"x".repeat(65), "node_id"),
         ] {

@@ -164,6 +164,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
                 snapshot_every: crate::raft::SNAPSHOT_EVERY_ENTRIES,
             }),
             tls: Default::default(),
+            metrics_listen: None,
             log_format: Default::default(),
         };
         let path = node_dir.join("node.toml");

@@ -11,6 +11,7 @@ pub mod health;
 pub mod ledger;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod notary;
 pub mod probe;
 pub mod projection;

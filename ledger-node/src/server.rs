@@ -70,6 +70,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     );
     notary.spawn_refresher(ledger.clone());
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
+    if let Some(address) = config.metrics_listen {
+        let scraped = crate::metrics::Scraped {
+            ledger: ledger.clone(),
+            notary: notary.clone(),
+            health: health.clone(),
+        };
+        crate::metrics::serve(address, scraped).await?;
+    }
     let rights = ledger_proto::rights::rights_server::RightsServer::new(
         crate::rights::RightsService::new(ledger.clone(), notary, gate),
     );

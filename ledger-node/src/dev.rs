@@ -167,6 +167,8 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
             }),
             tls: Default::default(),
             http_listen: Some(format!("127.0.0.1:{}", port(i, HTTP_PORT_OFFSET)?).parse()?),
+            metrics_listen: None,
+            log_format: Default::default(),
         };
         let path = node_dir.join("node.toml");
         std::fs::write(&path, toml::to_string(&cfg)?)?;

@@ -329,6 +329,7 @@ impl Appender {
     }
 
     fn append_entry(&mut self, jobs: Vec<Job>) -> Result<(), String> {
+        let started = std::time::Instant::now();
         // The stamp never goes backwards, even if the wall clock does.
         let stamp = match self.last_stamp {
             Some(last) if last > now() => last,
@@ -354,6 +355,13 @@ impl Appender {
             size = applied.head.size,
             "appended entry"
         );
+        let metrics = crate::metrics::get();
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.count_applied(events.iter().zip(&applied.outcomes).filter_map(|(e, o)| {
+            matches!(o, state::Outcome::Appended(r) if !r.duplicate).then_some(&e.envelope)
+        }));
         let mut outcomes = applied.outcomes.into_iter();
         for (count, reply) in replies {
             let mine: Vec<OutcomeRecord> = outcomes
@@ -646,8 +654,12 @@ impl RaftAppender {
                 replies.push((job.events.len(), job.reply));
                 events.extend(job.events);
             }
+            let started = std::time::Instant::now();
             match self.commit(events).await {
                 Ok(outcomes) => {
+                    crate::metrics::get()
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     let mut outcomes = outcomes.into_iter();
                     for (n, reply) in replies {
                         let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));

@@ -72,7 +72,16 @@ pub struct Notary {
     trust_cache: Mutex<Option<(SystemTime, Vec<NoteKey>)>>,
     /// The newest cosigned checkpoint (see [`Notary::spawn_refresher`]).
     cached: watch::Sender<Option<SignedNote>>,
+    /// When the cached checkpoint was made (for the metrics).
+    cached_at: Mutex<Option<std::time::Instant>>,
     wake: Notify,
+}
+
+/// The newest cosigned checkpoint, as the metrics see it.
+pub struct CheckpointState {
+    pub size: u64,
+    pub made: std::time::Instant,
+    pub missing: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +196,7 @@ impl Notary {
             trust_file,
             trust_cache: Mutex::new(None),
             cached: watch::channel(None).0,
+            cached_at: Mutex::new(None),
             wake: Notify::new(),
         })
     }
@@ -206,6 +216,23 @@ impl Notary {
 
     pub fn forks(&self) -> Vec<String> {
         self.evidence.notes.lock().expect("lock").clone()
+    }
+
+    /// The peers asked to cosign.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The newest cosigned checkpoint's size, age and missing cosignatures, if there is one.
+    pub fn checkpoint_state(&self) -> Option<CheckpointState> {
+        let note = self.cached.borrow().clone()?;
+        let made = (*self.cached_at.lock().ok()?)?;
+        Some(CheckpointState {
+            size: note_size(&note)?,
+            made,
+            // Its own signature and one per peer make it whole.
+            missing: (self.peers.len() + 1).saturating_sub(note.signatures.len()),
+        })
     }
 
     /// Conflicting notes seen beyond the evidence limits.
@@ -406,6 +433,9 @@ impl Notary {
         match self.cosigned(store).await {
             Ok(note) => {
                 self.cached.send_replace(Some(note));
+                if let Ok(mut at) = self.cached_at.lock() {
+                    *at = Some(std::time::Instant::now());
+                }
             }
             Err(e) => tracing::warn!(error = %e.message(), "refreshing the cosigned checkpoint"),
         }

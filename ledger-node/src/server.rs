@@ -45,13 +45,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(node = %config.node_id, jurisdiction = %config.jurisdiction, log_size = head.size, "store verified");
     let ledger = Arc::new(ledger);
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<LedgerServer<NodeService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the reflection service")?;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Arc::new(crate::health::Health::start(reporter, ledger.raft().cloned()).await);
     let gate = Arc::new(crate::read_gate::ReadGate::new(
         ledger.clone(),
         &config.node_id,
@@ -76,6 +71,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     );
     notary.spawn_refresher(ledger.clone());
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
+    if let Some(address) = config.metrics_listen {
+        let scraped = crate::metrics::Scraped {
+            ledger: ledger.clone(),
+            notary: notary.clone(),
+            health: health.clone(),
+        };
+        crate::metrics::serve(address, scraped).await?;
+    }
     let rights_service = Arc::new(crate::rights::RightsService::new(
         ledger.clone(),
         notary,
@@ -117,7 +120,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let server = tokio::spawn(
         crate::limits::public_server()
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1()?)
+            .add_service(reflection_v1alpha()?)
             .add_service(service)
             .add_service(rights)
             .add_service(admin)
@@ -127,6 +131,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     );
     stop.await;
     tracing::info!("stopping: finishing in-flight requests");
+    health.shutting_down().await;
     let _ = stop_tx.send(());
     let _ = http_stop.send(());
     if let Some(http) = http {
@@ -172,6 +177,34 @@ async fn serve_http(
             api, listener, acceptor, stop,
         ))),
     ))
+}
+
+/// gRPC server reflection (v1, and v1alpha for clients such as Python's grpcio-reflection) of
+/// the public services only: the internal Raft service is served on its own port, to members.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ledger_proto::PUBLIC_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+fn reflection_v1() -> anyhow::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    reflection_builder()
+        .build_v1()
+        .context("building the reflection service (v1)")
+}
+
+fn reflection_v1alpha() -> anyhow::Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+> {
+    reflection_builder()
+        .build_v1alpha()
+        .context("building the reflection service (v1alpha)")
 }
 
 /// Opens the ledger under Raft, serves the internal Raft service on `[raft] listen`, and lets the

@@ -198,13 +198,12 @@ impl NodeService {
     }
 }
 
-#[tonic::async_trait]
-impl ledger_server::Ledger for NodeService {
-    async fn submit(
+impl NodeService {
+    /// Submit without the counting: verify, refuse at the edge, append, answer in order.
+    async fn submit_events(
         &self,
-        request: Request<pb::SubmitRequest>,
-    ) -> Result<Response<pb::SubmitResponse>, Status> {
-        let events = request.into_inner().events;
+        events: Vec<ledger_core::pb::Envelope>,
+    ) -> Result<pb::SubmitResponse, Status> {
         if events.len() > MAX_SUBMIT_EVENTS {
             return Err(Status::invalid_argument(format!(
                 "{} events in one request exceed the limit of {MAX_SUBMIT_EVENTS}; split the batch",
@@ -258,7 +257,38 @@ impl ledger_server::Ledger for NodeService {
                 }
             })
             .collect();
-        Ok(Response::new(pb::SubmitResponse { outcomes }))
+        Ok(pb::SubmitResponse { outcomes })
+    }
+}
+
+#[tonic::async_trait]
+impl ledger_server::Ledger for NodeService {
+    async fn submit(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let started = std::time::Instant::now();
+        let events = request.into_inner().events;
+        let count = events.len();
+        let answer = self.submit_events(events).await;
+        let metrics = crate::metrics::get();
+        match &answer {
+            Ok(response) => {
+                let refused: Vec<Option<&'static str>> = response
+                    .outcomes
+                    .iter()
+                    .map(|o| match &o.result {
+                        Some(pb::outcome::Result::Refusal(r)) => {
+                            Some(crate::metrics::refusal_code(&r.code))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                metrics.count_submit(count, Ok(&refused), started.elapsed());
+            }
+            Err(status) => metrics.count_submit(count, Err(status.code()), started.elapsed()),
+        }
+        answer.map(Response::new)
     }
 
     /// One whole event, for an agency key or a key that signed it. The token names the event
@@ -445,7 +475,7 @@ impl ledger_server::Ledger for NodeService {
 
 /// The commit index as the leader knows it: the highest log index a majority of voters holds
 /// (the leader counts its own last log index). 0 on a follower.
-fn commit_index(
+pub(crate) fn commit_index(
     m: &openraft::RaftMetrics<u64, crate::raft::LedgerNode>,
     voters: &std::collections::BTreeSet<u64>,
 ) -> u64 {

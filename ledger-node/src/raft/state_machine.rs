@@ -25,7 +25,7 @@ use openraft::{
 use prost::Message;
 
 use super::snapshot::{self as snap, Staged};
-use super::{record, refused, LedgerRequest, LedgerResponse, NodeId, TypeConfig};
+use super::{record, refused, LedgerRequest, LedgerResponse, NodeId, OutcomeRecord, TypeConfig};
 use crate::head_marker::HeadMarker;
 use crate::store::{durable, SledStore, Store};
 
@@ -151,7 +151,19 @@ fn apply_request(
             Err(refusal) => refused(refusal),
             Ok(_) => record(outcomes.next().expect("an outcome per verified event")),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // Counted when decided; a batch that then fails to commit stops the node.
+    crate::metrics::get().count_applied(opened.iter().zip(&records).filter_map(|(o, r)| {
+        match (o, r) {
+            (
+                Ok(v),
+                OutcomeRecord::Appended {
+                    duplicate: false, ..
+                },
+            ) => Some(&v.envelope),
+            _ => None,
+        }
+    }));
     Ok((LedgerResponse { outcomes: records }, applied.writes))
 }
 
@@ -528,7 +540,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{OutcomeRecord, RaftLogStore};
+    use crate::raft::RaftLogStore;
     use openraft::testing::{StoreBuilder, Suite};
 
     struct Builder;

@@ -251,7 +251,10 @@ impl Traced {
                 .map(|d| std::fs::read_to_string(d.join("node.log")).unwrap_or_default())
                 .unwrap_or_default();
             eprintln!("SIGTERM to the traced node {pid}: {why}; its log:\n{log}");
-            assert!(!log.contains("panicked"), "the traced node panicked:\n{log}");
+            assert!(
+                !log.contains("panicked"),
+                "the traced node panicked:\n{log}"
+            );
         }
         // Sent again while waiting: a signal that reaches a tracee during a ptrace stop has been
         // seen to go missing; the node's handler takes any number of them.

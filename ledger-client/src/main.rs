@@ -188,6 +188,16 @@ enum Command {
     },
     /// The node's view of the ledger: members, leader, log size, head.
     Status,
+    /// Fetch the verifiers' trust file from a node: the genesis is fetched, checked against the
+    /// genesis hash the agencies compared, and its members' checkpoint keys written to --out.
+    Trust {
+        /// The genesis hash (64 hex digits, `ledger-node ceremony hash`).
+        #[arg(long)]
+        genesis_hash: String,
+        /// Where to write the trust file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Load generator: registers employers and persons, then submits signed payroll
     /// declarations from concurrent clients; reports lines/s and latency percentiles.
     Bench {
@@ -951,6 +961,41 @@ async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Completions { .. } | Command::Man => {
             failure::write_stdout(&generated(&cli.command)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trust { genesis_hash, out } => {
+            let expected = ledger_core::envelope::LedgerId::from_hex(genesis_hash)
+                .map_err(|e| anyhow::anyhow!("--genesis-hash: {e}"))?;
+            let mut session = session(&cli.node)?;
+            let genesis = session.call(|c| Box::pin(c.genesis(expected))).await?;
+            let trust = genesis.trust().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the genesis of {} names no members (it was not made by a ceremony): ask \
+                     the agencies for the trust file",
+                    genesis.ledger
+                )
+            })?;
+            let text = format!(
+                "# Checkpoint keys of the members of ledger {} (genesis {}).\n{}",
+                genesis.ledger,
+                genesis_hash.to_ascii_lowercase(),
+                trust.format()
+            );
+            std::fs::write(out, text)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"trust": out, "nodes": trust.nodes.len(), "quorum": trust.quorum})
+                );
+            } else {
+                println!(
+                    "wrote {}: {} node keys of ledger {}, quorum {}",
+                    out.display(),
+                    trust.nodes.len(),
+                    genesis.ledger,
+                    trust.quorum
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {

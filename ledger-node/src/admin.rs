@@ -286,6 +286,15 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl admin_server::Admin for AdminService {
+    async fn genesis(
+        &self,
+        _request: Request<pb::GenesisRequest>,
+    ) -> Result<Response<pb::GenesisResponse>, Status> {
+        let genesis_json = serde_json::to_vec(self.ledger.genesis())
+            .map_err(|e| Status::internal(format!("encoding the genesis: {e}")))?;
+        Ok(Response::new(pb::GenesisResponse { genesis_json }))
+    }
+
     async fn submit_act(
         &self,
         request: Request<pb::SubmitActRequest>,

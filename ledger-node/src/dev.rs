@@ -2,14 +2,12 @@
 //! jurisdiction of the dev cluster file, the genesis, node configs and `client.toml` under the
 //! data directory, then runs the nodes as child processes until Ctrl-C or SIGTERM.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
-use ledger_core::envelope::{format_secret_key, parse_secret_key};
+use ledger_core::envelope::parse_secret_key;
 use ledger_core::event::PublicKeyBytes;
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 use ledger_core::jurisdiction::Jurisdiction;
@@ -48,19 +46,6 @@ pub struct DevOptions {
     pub base_port: u16,
 }
 
-/// Writes a secret key file readable by its owner only, synced with its directory entry: a node
-/// that lost its key after a crash would come back as a stranger to its peers.
-pub fn write_key_file(path: &Path, key: &SigningKey) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(format_secret_key(key).as_bytes())?;
-    f.sync_all()?;
-    crate::store::durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
 fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
     if path.exists() {
         let text =
@@ -68,7 +53,8 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
         return parse_secret_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
     }
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    write_key_file(path, &key).with_context(|| format!("writing {}", path.display()))?;
+    crate::ceremony::write_key_file(path, &key)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(key)
 }
 
@@ -98,6 +84,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         ledger: cluster.ledger,
         jurisdictions,
         authority_quorum: None,
+        members: Vec::new(),
     };
     let genesis_path = dir.join("genesis.toml");
     if genesis_path.exists() {

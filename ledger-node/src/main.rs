@@ -73,6 +73,10 @@ enum Command {
         #[arg(long, env = "LEDGER_NODE_ID")]
         node_id: String,
     },
+    /// Start a ledger between agencies: agency and node keys made where they are kept, a genesis
+    /// assembled from public files only and compared by hash, node configs and the trust file.
+    #[command(subcommand)]
+    Ceremony(ledger_node::ceremony::CeremonyCommand),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
                 println!("node_key={key}\nverifier={verifier}");
                 Ok(())
             }
+            Command::Ceremony(cmd) => ledger_node::ceremony::run(cmd),
             Command::RebuildProjections { config } => {
                 let cfg = NodeConfig::load(&config)?;
                 let started = std::time::Instant::now();

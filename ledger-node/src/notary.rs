@@ -91,7 +91,7 @@ pub fn load_or_create_key(path: &Path) -> Result<SigningKey, NotaryError> {
         Ok(text) => parse_secret_key(&text).map_err(|e| fail(e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            crate::dev::write_key_file(path, &key).map_err(|e| fail(e.to_string()))?;
+            crate::ceremony::write_key_file(path, &key).map_err(|e| fail(e.to_string()))?;
             Ok(key)
         }
         Err(e) => Err(fail(e.to_string())),

@@ -46,6 +46,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         );
     }
     let net = node_net(&config)?;
+    let own_key = crate::notary::load_or_create_key(&config.data_dir.join("node.key"))?;
+    crate::ceremony::check_identity(
+        &config,
+        &genesis,
+        &ledger_core::event::PublicKeyBytes(own_key.verifying_key().to_bytes()),
+    )?;
     let ledger = match &config.raft {
         None => {
             let data_dir = config.data_dir.clone();

@@ -440,7 +440,11 @@ fn every_receipt_follows_a_sync_of_the_store_and_the_head_marker() {
                 kind,
             };
             let out = client
-                .submit(vec![Envelope::sign(&ledger_id(dir.path()), &body, &[&agency])])
+                .submit(vec![Envelope::sign(
+                    &ledger_id(dir.path()),
+                    &body,
+                    &[&agency],
+                )])
                 .await
                 .unwrap();
             match &out[..] {

@@ -525,6 +525,7 @@ mod tests {
                 )],
             }],
             authority_quorum: None,
+            members: Vec::new(),
         }
     }
 

@@ -98,7 +98,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     );
 
     let admin = ledger_proto::admin::admin_server::AdminServer::new(
-        crate::admin::AdminService::new(ledger.clone()),
+        crate::admin::AdminService::new(ledger.clone())
+            .with_node_key(net.tls.as_ref().map(|t| t.public_key)),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

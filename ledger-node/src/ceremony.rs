@@ -411,6 +411,33 @@ fn host_port(url: &str) -> anyhow::Result<(String, u16)> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
+/// A node key already in the data directory must be the one the genesis names.
+fn same_key_if_any(key_path: &Path, me: &GenesisMember) -> anyhow::Result<()> {
+    if !key_path.exists() {
+        return Ok(());
+    }
+    let key = crate::notary::load_or_create_key(key_path)?;
+    if key.verifying_key().to_bytes() != me.node_key.0 {
+        bail!(
+            "{} is not the node key the genesis names for {} ({})",
+            key_path.display(),
+            me.node_id,
+            me.node_key
+        );
+    }
+    Ok(())
+}
+
+/// How a config in `base` names `file`: by its name when it lies beside the config, so the pair
+/// can move together (into a container's /etc/ledger, say), else by its absolute path.
+fn path_from(base: &Path, file: &Path) -> anyhow::Result<PathBuf> {
+    let abs = std::fs::canonicalize(file).with_context(|| format!("reading {}", file.display()))?;
+    Ok(match (abs.parent(), std::fs::canonicalize(base).ok()) {
+        (Some(dir), Some(b)) if dir == b => PathBuf::from(abs.file_name().unwrap_or_default()),
+        _ => abs,
+    })
+}
+
 /// Writes the config of `node_id` from the genesis, and trust.txt beside it.
 fn node_config(
     genesis_path: &Path,
@@ -431,33 +458,14 @@ fn node_config(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let data_dir = data_dir.unwrap_or_else(|| Path::new(node_id).join("data"));
-    let key_path = base.join(&data_dir).join("node.key");
-    if key_path.exists() {
-        let key = crate::notary::load_or_create_key(&key_path)?;
-        if key.verifying_key().to_bytes() != me.node_key.0 {
-            bail!(
-                "{} is not the node key the genesis names for {node_id} ({})",
-                key_path.display(),
-                me.node_key
-            );
-        }
-    }
+    same_key_if_any(&base.join(&data_dir).join("node.key"), me)?;
     let (host, port) = host_port(&me.public_address)?;
     let (_, raft_port) = host_port(&me.raft_address)?;
     let resolve = |given: Option<String>, port: u16| {
         crate::config::resolve_listen(&given.unwrap_or_else(|| format!("0.0.0.0:{port}")))
             .map_err(anyhow::Error::msg)
     };
-    // Beside the config it is named relatively, so the pair can move together (into a
-    // container's /etc/ledger, say).
-    let genesis_abs = std::fs::canonicalize(genesis_path)
-        .with_context(|| format!("reading {}", genesis_path.display()))?;
-    let genesis_ref = match (genesis_abs.parent(), std::fs::canonicalize(base).ok()) {
-        (Some(dir), Some(b)) if dir == b => {
-            PathBuf::from(genesis_abs.file_name().unwrap_or_default())
-        }
-        _ => genesis_abs,
-    };
+    let genesis_ref = path_from(base, genesis_path)?;
     let cfg = NodeConfig {
         node_id: node_id.to_string(),
         jurisdiction: me.jurisdiction.clone(),

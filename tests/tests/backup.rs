@@ -323,3 +323,93 @@ fn a_node_restored_from_a_backup_rejoins_and_the_cluster_is_identical() {
     );
     assert!(audit.status.success(), "{}", stderr(&audit));
 }
+
+#[test]
+fn a_single_node_is_restored_in_place_and_a_newer_checkpoint_is_refused() {
+    let mut ledger = TestLedger::start();
+    let dir = ledger.path().to_path_buf();
+    let agency = ledger.key_path("CN-44");
+    let first: Vec<String> = (0..5)
+        .map(|i| person(&format!("W-S-{i}"), "CN-44"))
+        .collect();
+    let out = ledger.client(&[
+        "submit",
+        "--key",
+        p(&agency),
+        p(&ledger.jsonl("a.jsonl", &first)),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let backup = dir.join("single.backup");
+    let out = node(&[
+        "backup",
+        "--config",
+        p(&dir.join("node.toml")),
+        "--out",
+        p(&backup),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 events"));
+
+    // A checkpoint of a later state cannot vouch for the backup's root.
+    let more = [person("W-S-5", "CN-44"), person("W-S-6", "CN-44")];
+    let out = ledger.client(&[
+        "submit",
+        "--key",
+        p(&agency),
+        p(&ledger.jsonl("b.jsonl", &more)),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let statement = dir.join("s.json");
+    let out = ledger.client(&[
+        "statement",
+        "W-S-6",
+        "--key",
+        p(&agency),
+        "--out",
+        p(&statement),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trust = dir.join("trust.txt");
+    let verifier = std::fs::read_to_string(dir.join("data/node.pub")).unwrap();
+    std::fs::write(&trust, format!("CN-44 {verifier}")).unwrap();
+    let genesis = dir.join("genesis.toml");
+    let out = node(&[
+        "verify-backup",
+        p(&backup),
+        "--genesis",
+        p(&genesis),
+        "--checkpoint",
+        p(&statement),
+        "--trust",
+        p(&trust),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("at or before the backup"),
+        "{}",
+        stderr(&out)
+    );
+    // Without members in the genesis, the checkpoint's signers must be named.
+    let out = node(&[
+        "verify-backup",
+        p(&backup),
+        "--genesis",
+        p(&genesis),
+        "--checkpoint",
+        p(&statement),
+    ]);
+    assert!(stderr(&out).contains("--trust"), "{}", stderr(&out));
+
+    // The node's data is lost; the node key is kept (clients pin it). Restored and restarted,
+    // it serves the backup's events.
+    assert!(ledger.stop().success());
+    std::fs::rename(dir.join("data"), dir.join("data.damaged")).unwrap();
+    std::fs::create_dir(dir.join("data")).unwrap();
+    std::fs::copy(dir.join("data.damaged/node.key"), dir.join("data/node.key")).unwrap();
+    let out = node(&["restore", p(&backup), "--config", p(&dir.join("node.toml"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    ledger.spawn();
+    assert_eq!(ledger.log_size(), 5);
+    let out = ledger.client(&["--json", "events", "W-S-4", "--key", p(&agency)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

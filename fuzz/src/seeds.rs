@@ -335,6 +335,7 @@ fn genesis() -> Genesis {
             },
         ],
         authority_quorum: None,
+        members: Vec::new(),
     }
 }
 

@@ -44,6 +44,7 @@ pub fn genesis() -> Genesis {
             },
         ],
         authority_quorum: None,
+        members: Vec::new(),
     }
 }
 

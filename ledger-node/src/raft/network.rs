@@ -395,6 +395,7 @@ mod tests {
                 )],
             }],
             authority_quorum: None,
+            members: Vec::new(),
         }
     }
 

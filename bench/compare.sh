@@ -52,7 +52,7 @@ ledger_runs() {
   DEV_PID=$!
   local url="https://127.0.0.1:$BASE_PORT" ready=
   for _ in $(seq 1 300); do
-    if (cd "$dir/.." && LEDGER_CLIENT_CONFIG="$dir/client.toml" "$CLIENT" --node "$url" --retry-for 0 --json status 2>/dev/null) \
+    if [[ -f $dir/client.toml ]] && LEDGER_CLIENT_CONFIG="$dir/client.toml" "$CLIENT" --node "$url" --retry-for 0 --json status 2>/dev/null \
       | jq -e '.leader | test("none") | not' >/dev/null 2>&1; then ready=1; break; fi
     sleep 0.2
   done
@@ -97,8 +97,8 @@ jq -r -s '
     "| --- | ---: | ---: | ---: |",
     (if $etcd then "| etcd 3 members, \($etcd.ops_per_req)-key txn (best) | \($etcd.records_per_s) | \($etcd.lat_p99_ms) | |" else empty end),
     (if $pg then "| PostgreSQL 1 node, \($pg.rows_per_txn)-row INSERT (best) | \($pg.rows_per_s) | \($pg.lat_p99_ms) | |" else empty end),
-    "| ledger 3-node dev (median of \(ledger("ledger-3-node") | length); runs \(ledger("ledger-3-node") | map(.lines_per_second | floor) | join(" / "))) | \($l3 | floor) | \(ledger("ledger-3-node") | map(.latency_ms_p99) | median) | \(if $etcd then "\(($l3 / $etcd.records_per_s * 100 | floor) / 100)× etcd" else "" end) |",
-    "| ledger single node (median of \(ledger("ledger-1-node") | length)) | \($l1 | floor) | \(ledger("ledger-1-node") | map(.latency_ms_p99) | median) | \(if $pg then "\(($l1 / $pg.rows_per_s * 100 | floor) / 100)× PostgreSQL" else "" end) |",
+    "| ledger 3-node dev (median of \(ledger("ledger-3-node") | length); runs \(ledger("ledger-3-node") | map(.lines_per_second | floor) | join(" / "))) | \($l3 | floor) | \(ledger("ledger-3-node") | map(.latency_ms_p99) | median | floor) | \(if $etcd then "\(($l3 / $etcd.records_per_s * 100 | floor) / 100)× etcd" else "" end) |",
+    "| ledger single node (median of \(ledger("ledger-1-node") | length)) | \($l1 | floor) | \(ledger("ledger-1-node") | map(.latency_ms_p99) | median | floor) | \(if $pg then "\(($l1 / $pg.rows_per_s * 100 | floor) / 100)× PostgreSQL" else "" end) |",
     "",
     "disk per line per node: 3-node \(disk("ledger-3-node")) B, single node \(disk("ledger-1-node")) B (whole data directory, after the runs)"
 ' "$RESULTS"

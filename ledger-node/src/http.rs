@@ -59,6 +59,10 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// ledger-core's statement verification compiled to WebAssembly (`ledger-web/build.sh`): the
+/// worker's page checks a statement file with the same code as `ledger-client verify`.
+const VERIFIER_WASM: &[u8] = include_bytes!("../web/ledger_web.wasm");
+
 /// The services the routes call.
 #[derive(Clone)]
 pub struct HttpApi {
@@ -80,6 +84,7 @@ pub fn router(api: HttpApi) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/", get(|| page(WORKER_PAGE)))
         .route("/agency", get(|| page(AGENCY_PAGE)))
+        .route("/assets/ledger_web.wasm", get(verifier))
         .route("/assets/{name}", get(asset))
         .fallback(not_found)
         .with_state(api)
@@ -425,7 +430,7 @@ async fn page(html: &'static str) -> Response {
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
-                    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'",
+                    "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'",
                 ),
             ),
         ],
@@ -444,6 +449,17 @@ async fn asset(Path(name): Path<String>) -> Result<Response, Failure> {
         *body,
     )
         .into_response())
+}
+
+async fn verifier() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/wasm"),
+        )],
+        VERIFIER_WASM,
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {

@@ -95,3 +95,23 @@ export function fragmentParams() {
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
   return params;
 }
+
+// ledger-core's own statement verification (WebAssembly): the statement and trust file as
+// text, the date of the recomputed entitlement; the answer document of `ledger-web`.
+let verifier;
+export async function verifyStatement(statement, trust, asOf) {
+  verifier ??= (await WebAssembly.instantiateStreaming(fetch('/assets/ledger_web.wasm'), {})).instance.exports;
+  const put = (text) => {
+    const bytes = utf8.encode(text);
+    const ptr = verifier.alloc(bytes.length);
+    new Uint8Array(verifier.memory.buffer, ptr, bytes.length).set(bytes);
+    return [ptr, bytes.length];
+  };
+  const args = [put(statement), put(trust), put(asOf)];
+  const packed = verifier.verify(...args.flat());
+  const [ptr, len] = [Number(packed >> 32n), Number(packed & 0xffffffffn)];
+  const answer = JSON.parse(new TextDecoder().decode(new Uint8Array(verifier.memory.buffer, ptr, len)));
+  verifier.dealloc(ptr, len);
+  for (const [p, n] of args) verifier.dealloc(p, n);
+  return answer;
+}

@@ -63,9 +63,33 @@ fn visit(browser: &Path, url: &str, name: &str) -> String {
             .arg(url)
             .output()
             .expect("run chromium");
-        assert!(file.exists(), "no screenshot {}: {}", file.display(), String::from_utf8_lossy(&shot.stderr));
+        assert!(
+            file.exists(),
+            "no screenshot {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&shot.stderr)
+        );
     }
     dom
+}
+
+/// The markup of the element with `id` in a dumped DOM (up to its closing tag).
+fn element(dom: &str, id: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in:\n{dom}"));
+    let end = dom[start..].find("</").map_or(dom.len(), |e| start + e);
+    dom[start..end].to_string()
+}
+
+/// Text as a fragment parameter: base64, percent-encoded.
+fn fragment(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(text)
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
 }
 
 fn seed_hex(path: &Path) -> String {
@@ -86,7 +110,13 @@ fn the_worker_and_agency_pages_show_the_record_in_a_browser() {
     for period in ["2022-11", "2022-12", "2023-01"] {
         ok(ledger.submit(
             &[&employer],
-            &[declaration(EMPLOYER, "CN-44", period, &["W-PAGE"], "6000.00")],
+            &[declaration(
+                EMPLOYER,
+                "CN-44",
+                period,
+                &["W-PAGE"],
+                "6000.00",
+            )],
         ));
     }
     let base = format!("https://127.0.0.1:{http}");
@@ -94,13 +124,26 @@ fn the_worker_and_agency_pages_show_the_record_in_a_browser() {
     // The worker, with their own key.
     let dom = visit(
         &browser,
-        &format!("{base}/#worker=W-PAGE&key={}&as_of=2024-01-01", seed_hex(&worker_key)),
+        &format!(
+            "{base}/#worker=W-PAGE&key={}&as_of=2024-01-01",
+            seed_hex(&worker_key)
+        ),
         "worker",
     );
-    assert!(dom.contains("CN-44 (3)"), "the timeline shows 3 months in CN-44:\n{dom}");
-    assert!(dom.contains("3 (CN-44: 3)"), "insured months by place:\n{dom}");
+    assert!(
+        dom.contains("CN-44 (3)"),
+        "the timeline shows 3 months in CN-44:\n{dom}"
+    );
+    assert!(
+        dom.contains("3 (CN-44: 3)"),
+        "insured months by place:\n{dom}"
+    );
     assert!(dom.contains("Claim province"), "{dom}");
-    assert_eq!(dom.matches("class=\"paid\"").count(), 3, "three paid months:\n{dom}");
+    assert_eq!(
+        dom.matches("class=\"paid\"").count(),
+        3,
+        "three paid months:\n{dom}"
+    );
     assert!(!dom.contains("class=\"error\""), "{dom}");
 
     // Someone else's key reads nothing: the page says why.
@@ -110,14 +153,71 @@ fn the_worker_and_agency_pages_show_the_record_in_a_browser() {
         &format!("{base}/#worker=W-PAGE&key={}", seed_hex(&stranger)),
         "worker-refused",
     );
-    assert!(dom.contains("class=\"error\""), "a refusal is shown:\n{dom}");
+    assert!(
+        dom.contains("class=\"error\""),
+        "a refusal is shown:\n{dom}"
+    );
+    assert!(!dom.contains("CN-44 (3)"), "{dom}");
+
+    // A statement opened in the page is checked there, offline, by ledger-core's own code
+    // (WebAssembly); a shortened one is refused with the reason.
+    let statement = ledger.path().join("statement.json");
+    ok(ledger.client(&[
+        "statement",
+        "W-PAGE",
+        "--key",
+        worker_key.to_str().unwrap(),
+        "--out",
+        statement.to_str().unwrap(),
+    ]));
+    let node_pub = std::fs::read_to_string(ledger.path().join("data").join("node.pub")).unwrap();
+    let trust = format!("CN-44 {}\n", node_pub.trim());
+    let text = std::fs::read_to_string(&statement).unwrap();
+    let open = |statement: &str, name: &str| {
+        visit(
+            &browser,
+            &format!(
+                "{base}/#statement={}&trust={}",
+                fragment(statement),
+                fragment(&trust)
+            ),
+            name,
+        )
+    };
+    let dom = open(&text, "statement");
+    let verdict = element(&dom, "verdict");
+    assert!(
+        verdict.contains("VALID · 核验通过: worker · 人员 W-PAGE, 4 events"),
+        "{verdict}"
+    );
+    assert!(
+        dom.contains("CN-44 (3)"),
+        "the proven months on the timeline:\n{dom}"
+    );
+    let mut shortened: serde_json::Value = serde_json::from_str(&text).unwrap();
+    shortened["events"].as_array_mut().unwrap().pop();
+    let dom = open(&shortened.to_string(), "statement-refused");
+    assert!(
+        dom.contains("NOT VALID"),
+        "a shortened statement is refused:\n{dom}"
+    );
     assert!(!dom.contains("CN-44 (3)"), "{dom}");
 
     // The agency: one worker in scope, below the minimum cell, so every cell is suppressed and
     // none is shown as zero.
     let agency = seed_hex(&ledger.key_path("CN-44"));
-    let dom = visit(&browser, &format!("{base}/agency#period=2023-01&key={agency}"), "agency");
-    assert!(dom.contains("bar suppressed"), "suppressed cells are shown as such:\n{dom}");
-    assert!(!dom.contains("0.0%"), "no suppressed cell is shown as zero:\n{dom}");
+    let dom = visit(
+        &browser,
+        &format!("{base}/agency#period=2023-01&key={agency}"),
+        "agency",
+    );
+    assert!(
+        dom.contains("bar suppressed"),
+        "suppressed cells are shown as such:\n{dom}"
+    );
+    assert!(
+        !dom.contains("0.0%"),
+        "no suppressed cell is shown as zero:\n{dom}"
+    );
     assert!(dom.contains("minimum cell"), "{dom}");
 }

@@ -10,9 +10,8 @@ use ledger_client::acts::{fresh_nonce, ActFile};
 use ledger_client::retry::{self, Session};
 use ledger_client::{default_node_url, jsonl, keys, split_requests, Client, SubmitOutcome};
 use ledger_core::authority::Act;
-use ledger_core::event::{
-    to_json_event, EventBody, EventKind, KeyRegistered, PublicKeyBytes, Role,
-};
+use ledger_core::event::{EventBody, EventKind, KeyRegistered, PublicKeyBytes, Role};
+use ledger_core::json::to_json_event;
 use serde_json::json;
 
 /// Standard output through [`failure::stdout_failed`]: a reader that closed the pipe

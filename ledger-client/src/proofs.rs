@@ -1,8 +1,8 @@
 //! Offline verification of statements, trust files, and the audit of checkpoints across nodes.
 
 use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
-use ledger_core::log_tree::verify_consistency;
-use ledger_core::projection::Published;
+use ledger_core::fact::Published;
+use ledger_core::log_tree::check_consistency;
 use ledger_core::rulebook::Rulebook;
 use ledger_core::rules::{self, Params};
 use ledger_core::statement::{self, Proven};
@@ -142,7 +142,7 @@ pub async fn audit(
                 };
                 match proof {
                     Some(p)
-                        if verify_consistency(
+                        if check_consistency(
                             small.size,
                             large.size,
                             &small.root,

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoint, SignedNote, Trust};
 use crate::envelope::{Envelope, LedgerId};
 use crate::event::*;
+use crate::fact::{line_fact, Fact, FactKind, Published};
 use crate::ids::WorkerId;
 use crate::log_tree::event_leaf;
 use crate::merkle;
-use crate::projection::{line_fact, Fact, FactKind, Published};
 use crate::time::Instant;
 use crate::wire::{self, ProvenLine};
 
@@ -280,14 +280,14 @@ impl Contents {
 /// order: what a statement at that size holds. The same on every node with the same log, since
 /// each index entry is written with the event that gives it.
 pub fn listed_indexes(
-    view: &dyn crate::state::StateRead,
+    view: &dyn crate::kv::StateRead,
     worker: &str,
     size: u64,
-) -> Result<(Vec<u64>, Vec<u64>), crate::state::StoreFault> {
+) -> Result<(Vec<u64>, Vec<u64>), crate::kv::StoreFault> {
     let events = view
-        .scan_prefix(&crate::projection::keys::worker_prefix(worker))?
+        .scan_prefix(&crate::schema::worker_prefix(worker))?
         .iter()
-        .filter_map(|(k, _)| crate::projection::index_of_key(k))
+        .filter_map(|(k, _)| crate::schema::index_of_worker_key(k))
         .filter(|i| *i <= size)
         .collect();
     let parameters = crate::projection::published(view)?
@@ -472,7 +472,7 @@ pub fn facts(proven: &Proven) -> Vec<Fact> {
             EventKind::TransferCompleted(e) => one(FactKind::TransferCompleted(e.clone())),
             other => {
                 // Stateless kinds: the projection's own mapping.
-                crate::projection::facts_of(&NoState, other)
+                crate::fact::facts_of(&NoState, other)
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|(fw, _, _)| fw == w)
@@ -524,14 +524,11 @@ pub fn facts(proven: &Proven) -> Vec<Fact> {
 /// A view with no state: for the event kinds whose facts need none.
 struct NoState;
 
-impl crate::state::StateRead for NoState {
-    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, crate::state::StoreFault> {
+impl crate::kv::StateRead for NoState {
+    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, crate::kv::StoreFault> {
         Ok(None)
     }
-    fn scan_prefix(
-        &self,
-        _: &[u8],
-    ) -> Result<Vec<crate::state::KeyValue>, crate::state::StoreFault> {
+    fn scan_prefix(&self, _: &[u8]) -> Result<Vec<crate::kv::KeyValue>, crate::kv::StoreFault> {
         Ok(Vec::new())
     }
 }
@@ -580,7 +577,7 @@ mod tests {
     }
 
     fn envelope(json: &str, signer: &SigningKey) -> Envelope {
-        let (kind, _) = crate::event::parse_json_event(json).unwrap();
+        let (kind, _) = crate::json::parse_json_event(json).unwrap();
         let body = EventBody {
             signed_at: at("2024-03-01T00:00:00+08:00"),
             kind,

@@ -356,7 +356,7 @@ pub fn check_kind(kind: &EventKind, stamp: Instant) -> Result<(), Refusal> {
 }
 
 fn check_act(e: &LedgerAct) -> Result<(), Refusal> {
-    use crate::authority::{check_nonce, Act};
+    use crate::act::{check_nonce, Act};
     check_nonce(&e.nonce).map_err(invalid)?;
     if let Act::RegisterAgencyKey { public_key, .. } = &e.act {
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&public_key.0)

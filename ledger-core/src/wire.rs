@@ -767,9 +767,9 @@ fn kind_from_pb(k: &pb::event_body::Kind, lines: LinesSource<'_>) -> Result<Even
             }))
         }
         K::LedgerAct(e) => {
-            crate::authority::check_nonce(&e.nonce).map_err(|m| invalid("nonce", m))?;
+            crate::act::check_nonce(&e.nonce).map_err(|m| invalid("nonce", m))?;
             no_lines(EventKind::LedgerAct(LedgerAct {
-                act: crate::authority::Act::parse(&e.act).map_err(|m| invalid("act", m))?,
+                act: crate::act::Act::parse(&e.act).map_err(|m| invalid("act", m))?,
                 nonce: e.nonce.clone(),
             }))
         }

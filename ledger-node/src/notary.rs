@@ -26,8 +26,9 @@ use ed25519_dalek::SigningKey;
 use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
 use ledger_core::envelope::parse_secret_key;
 use ledger_core::event::PublicKeyBytes;
+use ledger_core::kv;
+use ledger_core::records;
 use ledger_core::statement::{listed_indexes, Contents, CONTENTS_HEADER};
-use ledger_core::{log_tree, state};
 use tokio::sync::{watch, Notify};
 use tonic::Status;
 
@@ -255,12 +256,12 @@ impl Notary {
 
     /// A checkpoint of the tree as the store holds it now, signed by this node.
     pub fn checkpoint(&self, store: &SledStore) -> Result<SignedNote, Status> {
-        let read = |e: state::StoreFault| Status::internal(e.to_string());
-        let size = state::read_head(store).map_err(read)?.size;
+        let read = |e: kv::StoreFault| Status::internal(e.to_string());
+        let size = records::read_head(store).map_err(read)?.size;
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size,
-            root: log_tree::root(store, size).map_err(read)?,
+            root: records::tree_root(store, size).map_err(read)?,
         };
         let mut note = SignedNote::new(cp.body());
         note.sign(&self.name, &self.key)
@@ -308,15 +309,15 @@ impl Notary {
                 cp.origin, self.origin
             )));
         }
-        let read = |e: state::StoreFault| Status::internal(e.to_string());
-        let size = state::read_head(store).map_err(read)?.size;
+        let read = |e: kv::StoreFault| Status::internal(e.to_string());
+        let size = records::read_head(store).map_err(read)?.size;
         if cp.size > size {
             return Err(Status::failed_precondition(format!(
                 "this node has applied {size} events, fewer than the checkpoint's {}; ask again later",
                 cp.size
             )));
         }
-        let mine = log_tree::root(store, cp.size).map_err(read)?;
+        let mine = records::tree_root(store, cp.size).map_err(read)?;
         if mine != cp.root {
             self.evidence.keep(text, "root")?;
             return Err(Status::failed_precondition(format!(
@@ -401,7 +402,7 @@ impl Notary {
 
     async fn refresh(&self, ledger: &Ledger) {
         let store = ledger.store();
-        let Ok(head) = state::read_head(store) else {
+        let Ok(head) = records::read_head(store) else {
             return;
         };
         let current = self.cached.borrow().clone();

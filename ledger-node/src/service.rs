@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use ledger_core::envelope::{read_method, Envelope, LedgerId, VerifiedEvent};
 use ledger_core::event::{EventKind, Hash32, PublicKeyBytes, Role};
+use ledger_core::kv::StateRead;
 use ledger_core::limits::MAX_SIGNED_AHEAD_SECONDS;
 use ledger_core::merkle;
+use ledger_core::records::{KeyRecord, StoredRecord};
 use ledger_core::refusal::Refusal;
-use ledger_core::state::{self, keys, KeyRecord, StateRead, StoredRecord};
+use ledger_core::schema as keys;
+use ledger_core::state;
 use ledger_core::time::Instant;
 use ledger_proto::node::{self as pb, ledger_server};
 use tonic::{Request, Response, Status};
@@ -144,7 +147,7 @@ fn not_membership_act(v: VerifiedEvent) -> Result<VerifiedEvent, Refusal> {
 fn precheck_all(
     view: &dyn StateRead,
     opened: &mut [Result<VerifiedEvent, Refusal>],
-) -> Result<(), ledger_core::state::StoreFault> {
+) -> Result<(), ledger_core::kv::StoreFault> {
     let registered_here: Vec<PublicKeyBytes> = opened
         .iter()
         .flatten()
@@ -404,7 +407,7 @@ impl ledger_server::Ledger for NodeService {
         for (k, v) in rows.into_iter().take(limit) {
             let index =
                 u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8-byte index suffix"));
-            let positions = ledger_core::projection::WorkerEntry::decode(&v)
+            let positions = ledger_core::fact::WorkerEntry::decode(&v)
                 .map_err(|e| Status::internal(e.0))?
                 .positions;
             let rec = self

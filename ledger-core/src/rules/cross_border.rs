@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Coordination, ForeignMonths, Params, Posting, Worker};
 use crate::event::{ContractForm, CoverageCertificateIssued, PeriodKind};
+use crate::fact::FactKind;
 use crate::jurisdiction::Jurisdiction;
-use crate::projection::FactKind;
 use crate::rulebook::Agreement;
 use crate::time::{Date, Month};
 

@@ -32,9 +32,9 @@ use serde::Serialize;
 
 use super::{Params, Worker};
 use crate::event::{ContractRegistered, Scheme};
+use crate::fact::{Fact, FactKind};
 use crate::ids::EmployerId;
 use crate::jurisdiction::Jurisdiction;
-use crate::projection::{Fact, FactKind};
 use crate::time::{Date, Month};
 
 /// The smallest count a published cell may show. Agencies may raise it (never lower it) with
@@ -588,7 +588,7 @@ mod tests {
 
     #[test]
     fn a_published_minimum_raises_the_threshold_but_never_lowers_it() {
-        use crate::projection::Published;
+        use crate::fact::Published;
         let rulebook = Rulebook::builtin();
         let publish = |n: u64| Published {
             index: 1,

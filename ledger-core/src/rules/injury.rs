@@ -4,8 +4,8 @@
 
 use super::{Coverage, Params, RuleError, Worker};
 use crate::event::Scheme;
+use crate::fact::{Fact, FactKind};
 use crate::jurisdiction::Jurisdiction;
-use crate::projection::{Fact, FactKind};
 use crate::time::{Date, Instant};
 
 /// How a month of a worker is insured against injury by one employer: 2 fund (declared in

@@ -11,10 +11,10 @@ use super::{
     TemporaryAccount, TransferOut, Worker,
 };
 use crate::event::{FemaleCategory, Scheme, Sex};
+use crate::fact::FactKind;
 use crate::ids::TransferId;
 use crate::jurisdiction::Jurisdiction;
 use crate::money::Money;
-use crate::projection::FactKind;
 use crate::time::{Date, Month};
 
 /// One month of pension contributions as the rules count it (minor units).

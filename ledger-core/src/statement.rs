@@ -434,91 +434,94 @@ fn check_worker(p: &ProvenEvent, worker: &WorkerId) -> Result<(), StatementError
 /// them: what the entitlement is recomputed from.
 pub fn facts(proven: &Proven) -> Vec<Fact> {
     let mut out: Vec<Fact> = Vec::new();
-    let index_of = |id: &Hash32| {
-        proven
-            .events
-            .iter()
-            .find(|e| e.event_id == *id)
-            .map(|e| e.index)
-    };
-    let whole = |kind: &EventKind, index: u64, positions: &[u32]| -> Vec<Fact> {
-        let w = proven.worker.as_str();
-        let one = |what| {
-            vec![Fact {
-                index,
-                line: 0,
-                what,
-            }]
-        };
-        match kind {
-            EventKind::ContributionsDeclared(_) | EventKind::PlatformOrders(_) => kind
-                .lines()
-                .iter()
-                .zip(positions.iter().copied().chain(0..))
-                .filter_map(|(l, pos)| {
-                    line_fact(kind, l)
-                        .filter(|(lw, _)| lw.as_str() == w)
-                        .map(|(_, what)| Fact {
-                            index,
-                            line: pos,
-                            what,
-                        })
-                })
-                .collect(),
-            EventKind::ContractEnded(e) => one(FactKind::ContractEnded {
-                contract: e.contract.clone(),
-                end: e.end,
-            }),
-            EventKind::TransferCompleted(e) => one(FactKind::TransferCompleted(e.clone())),
-            other => {
-                // Stateless kinds: the projection's own mapping.
-                crate::fact::facts_of(&NoState, other)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(fw, _, _)| fw == w)
-                    .map(|(_, line, what)| Fact { index, line, what })
-                    .collect()
-            }
-        }
-    };
+    let worker = proven.worker.as_str();
     for e in &proven.events {
         match &e.body.kind {
-            EventKind::Correction(c) => {
-                let Some(t) = index_of(&c.target) else {
-                    continue;
-                };
-                match (c.line, c.action, &c.replacement) {
-                    (Some(line), CorrectionAction::Replace, Some(Replacement::Line(l))) => {
-                        let target = proven.events.iter().find(|x| x.index == t).expect("found");
-                        if let Some((_, what)) = line_fact(&target.body.kind, l) {
-                            for f in out.iter_mut().filter(|f| f.index == t && f.line == line) {
-                                f.what = what.clone();
-                            }
-                        }
-                    }
-                    (Some(line), _, _) => out.retain(|f| !(f.index == t && f.line == line)),
-                    (None, CorrectionAction::Replace, Some(Replacement::Event(new))) => {
-                        // The replacement is a whole event: its lines keep their own positions.
-                        let kept: Vec<u32> = out
-                            .iter()
-                            .filter(|f| f.index == t)
-                            .map(|f| f.line)
-                            .collect();
-                        out.retain(|f| f.index != t);
-                        out.extend(
-                            whole(new, t, &[])
-                                .into_iter()
-                                .filter(|f| kept.contains(&f.line)),
-                        );
-                    }
-                    (None, _, _) => out.retain(|f| f.index != t),
-                }
-            }
-            kind => out.extend(whole(kind, e.index, &e.line_positions)),
+            EventKind::Correction(c) => correct_facts(proven, &mut out, c),
+            kind => out.extend(event_facts(worker, kind, e.index, &e.line_positions)),
         }
     }
     out.sort_by_key(|f| (f.index, f.line));
     out
+}
+
+/// The facts one event of the statement gives about `worker` (`positions`: the worker's lines).
+fn event_facts(worker: &str, kind: &EventKind, index: u64, positions: &[u32]) -> Vec<Fact> {
+    let one = |what| {
+        vec![Fact {
+            index,
+            line: 0,
+            what,
+        }]
+    };
+    match kind {
+        EventKind::ContributionsDeclared(_) | EventKind::PlatformOrders(_) => kind
+            .lines()
+            .iter()
+            .zip(positions.iter().copied().chain(0..))
+            .filter_map(|(l, pos)| {
+                line_fact(kind, l)
+                    .filter(|(lw, _)| lw.as_str() == worker)
+                    .map(|(_, what)| Fact {
+                        index,
+                        line: pos,
+                        what,
+                    })
+            })
+            .collect(),
+        EventKind::ContractEnded(e) => one(FactKind::ContractEnded {
+            contract: e.contract.clone(),
+            end: e.end,
+        }),
+        EventKind::TransferCompleted(e) => one(FactKind::TransferCompleted(e.clone())),
+        other => {
+            // Stateless kinds: the projection's own mapping.
+            crate::fact::facts_of(&NoState, other)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(fw, _, _)| fw == worker)
+                .map(|(_, line, what)| Fact { index, line, what })
+                .collect()
+        }
+    }
+}
+
+/// Applies a correction of the statement to the facts gathered so far (its target comes first).
+fn correct_facts(proven: &Proven, out: &mut Vec<Fact>, c: &Correction) {
+    let Some(t) = proven
+        .events
+        .iter()
+        .find(|e| e.event_id == c.target)
+        .map(|e| e.index)
+    else {
+        return;
+    };
+    match (c.line, c.action, &c.replacement) {
+        (Some(line), CorrectionAction::Replace, Some(Replacement::Line(l))) => {
+            let target = proven.events.iter().find(|x| x.index == t).expect("found");
+            if let Some((_, what)) = line_fact(&target.body.kind, l) {
+                for f in out.iter_mut().filter(|f| f.index == t && f.line == line) {
+                    f.what = what.clone();
+                }
+            }
+        }
+        (Some(line), _, _) => out.retain(|f| !(f.index == t && f.line == line)),
+        (None, CorrectionAction::Replace, Some(Replacement::Event(new))) => {
+            // The replacement is a whole event: its lines keep their own positions.
+            let kept: Vec<u32> = out
+                .iter()
+                .filter(|f| f.index == t)
+                .map(|f| f.line)
+                .collect();
+            out.retain(|f| f.index != t);
+            out.extend(
+                event_facts(proven.worker.as_str(), new, t, &[])
+                    .into_iter()
+                    .filter(|f| kept.contains(&f.line)),
+            );
+        }
+        (None, _, _) => out.retain(|f| f.index != t),
+    }
 }
 
 /// A view with no state: for the event kinds whose facts need none.

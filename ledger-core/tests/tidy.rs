@@ -42,13 +42,6 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[
 
 /// Known long functions of the crates others are reshaping. (crate, file, function)
 const KNOWN_LONG: &[(&str, &str, &str)] = &[
-    // TEMPORARY: ledger-core's long functions are being split on this branch; these go.
-    ("ledger-core", "rules/cross_border.rs", "postings"),
-    ("ledger-core", "rules/indicators.rs", "add"),
-    ("ledger-core", "rules/indicators.rs", "finish"),
-    ("ledger-core", "rules/injury.rs", "coverage"),
-    ("ledger-core", "rules/pension.rs", "pension"),
-    ("ledger-core", "rules/pension.rs", "relation"),
     ("ledger-node", "dev.rs", "prepare"),
     ("ledger-node", "ledger.rs", "forward"),
     ("ledger-node", "ledger.rs", "verify_log"),

@@ -292,11 +292,7 @@ impl RightsService {
         let hidden = || Status::not_found(format!("no event {id} that this key may read"));
         let store = self.ledger.store();
         let read = |e: StoreFault| Status::internal(e.to_string());
-        let index = store
-            .get(&ledger_core::schema::event_id(&id))
-            .map_err(read)?
-            .and_then(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes));
-        let Some(index) = index else {
+        let Some(index) = records::index_of(store, &id).map_err(read)? else {
             return Err(hidden());
         };
         let rec = self

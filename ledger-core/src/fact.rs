@@ -264,13 +264,28 @@ pub fn line_fact(kind: &EventKind, line: &Line) -> Option<(WorkerId, FactKind)> 
 }
 
 /// The facts an event gives: (worker, line, fact). Needs the state for the two kinds that name
-/// a contract or transfer rather than the worker.
+/// a contract or transfer rather than the worker: its record names the worker.
 pub fn facts_of(
     view: &dyn StateRead,
     kind: &EventKind,
 ) -> Result<Vec<(String, u32, FactKind)>, StoreFault> {
+    let named = match kind {
+        EventKind::ContractEnded(e) => {
+            records::contract_record(view, e.contract.as_str())?.map(|c| c.worker)
+        }
+        EventKind::TransferCompleted(e) => {
+            records::transfer_record(view, e.transfer.as_str())?.map(|t| t.worker)
+        }
+        _ => None,
+    };
+    Ok(facts_given(kind, named))
+}
+
+/// The facts an event gives, `named` being the worker of a `contract_ended` or
+/// `transfer_completed` (which name a contract or transfer; none gives no fact). Reads nothing.
+pub fn facts_given(kind: &EventKind, named: Option<String>) -> Vec<(String, u32, FactKind)> {
     let one = |w: &WorkerId, f: FactKind| vec![(w.to_string(), 0, f)];
-    Ok(match kind {
+    match kind {
         EventKind::KeyRegistered(_)
         | EventKind::KeyRevoked(_)
         | EventKind::ParametersPublished(_)
@@ -279,17 +294,15 @@ pub fn facts_of(
         EventKind::PersonRegistered(e) => one(&e.worker, FactKind::Person(e.clone())),
         EventKind::HukouChanged(e) => one(&e.worker, FactKind::Hukou(e.clone())),
         EventKind::ContractRegistered(e) => one(&e.worker, FactKind::Contract(e.clone())),
-        EventKind::ContractEnded(e) => match records::contract_record(view, e.contract.as_str())? {
-            Some(c) => vec![(
-                c.worker,
-                0,
-                FactKind::ContractEnded {
+        EventKind::ContractEnded(e) => named
+            .map(|w| {
+                let what = FactKind::ContractEnded {
                     contract: e.contract.clone(),
                     end: e.end,
-                },
-            )],
-            None => Vec::new(),
-        },
+                };
+                vec![(w, 0, what)]
+            })
+            .unwrap_or_default(),
         EventKind::ContributionsDeclared(d) => d
             .lines
             .iter()
@@ -307,14 +320,11 @@ pub fn facts_of(
         EventKind::CoverageCertificateIssued(e) => one(&e.worker, FactKind::Certificate(e.clone())),
         EventKind::WorkPermitLinked(e) => one(&e.worker, FactKind::Permit(e.clone())),
         EventKind::TransferRequested(e) => one(&e.worker, FactKind::TransferRequested(e.clone())),
-        EventKind::TransferCompleted(e) => {
-            match records::transfer_record(view, e.transfer.as_str())? {
-                Some(t) => vec![(t.worker, 0, FactKind::TransferCompleted(e.clone()))],
-                None => Vec::new(),
-            }
-        }
+        EventKind::TransferCompleted(e) => named
+            .map(|w| vec![(w, 0, FactKind::TransferCompleted(e.clone()))])
+            .unwrap_or_default(),
         EventKind::ForeignPeriodsReported(e) => one(&e.worker, FactKind::Foreign(e.clone())),
-    })
+    }
 }
 
 pub fn is_batch(kind: &EventKind) -> bool {

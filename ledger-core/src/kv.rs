@@ -51,12 +51,10 @@ pub struct Overlay<'a> {
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a dyn StateRead) -> Overlay<'a> {
-        Overlay::with(base, Writes::new())
-    }
-
-    /// An overlay that starts from writes already pending over `base`.
-    pub fn with(base: &'a dyn StateRead, writes: Writes) -> Overlay<'a> {
-        Overlay { base, writes }
+        Overlay {
+            base,
+            writes: Writes::new(),
+        }
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -77,11 +75,6 @@ impl<'a> Overlay<'a> {
     /// Adds writes made elsewhere (later ones win).
     pub fn extend(&mut self, writes: Writes) {
         self.writes.extend(writes);
-    }
-
-    /// The writes so far.
-    pub fn writes(&self) -> &Writes {
-        &self.writes
     }
 
     /// The writes, for committing (or for merging into a parent overlay).

@@ -319,3 +319,25 @@ pub fn for_each_worker(
     }
     Ok(())
 }
+
+/// The worker's event indexes and the parameter publications' indexes up to `size`, in log
+/// order: what a statement at that size holds ([`crate::statement::Contents`]). The same on every node with the same log, since
+/// each index entry is written with the event that gives it.
+pub fn listed_indexes(
+    view: &dyn StateRead,
+    worker: &str,
+    size: u64,
+) -> Result<(Vec<u64>, Vec<u64>), StoreFault> {
+    let events = view
+        .scan_prefix(&schema::worker_prefix(worker))?
+        .iter()
+        .filter_map(|(k, _)| schema::index_of_worker_key(k))
+        .filter(|i| *i <= size)
+        .collect();
+    let parameters = published(view)?
+        .iter()
+        .map(|p| p.index)
+        .filter(|i| *i <= size)
+        .collect();
+    Ok((events, parameters))
+}

@@ -6,7 +6,7 @@
 //! A refused event leaves no trace by construction: each event is decided on its own child
 //! [`Overlay`] of the entry's state, merged into the entry only when the event is appended.
 //! Who may sign what is one function, [`authorize`]; what each kind checks and writes in the
-//! state is in [`crate::effects`]. The key layout is [`crate::schema`], the records
+//! state is in `effects`. The key layout is [`crate::schema`], the records
 //! [`crate::records`].
 
 use crate::authority::Authority;

@@ -276,28 +276,6 @@ impl Contents {
     }
 }
 
-/// The worker's event indexes and the parameter publications' indexes up to `size`, in log
-/// order: what a statement at that size holds. The same on every node with the same log, since
-/// each index entry is written with the event that gives it.
-pub fn listed_indexes(
-    view: &dyn crate::kv::StateRead,
-    worker: &str,
-    size: u64,
-) -> Result<(Vec<u64>, Vec<u64>), crate::kv::StoreFault> {
-    let events = view
-        .scan_prefix(&crate::schema::worker_prefix(worker))?
-        .iter()
-        .filter_map(|(k, _)| crate::schema::index_of_worker_key(k))
-        .filter(|i| *i <= size)
-        .collect();
-    let parameters = crate::projection::published(view)?
-        .iter()
-        .map(|p| p.index)
-        .filter(|i| *i <= size)
-        .collect();
-    Ok((events, parameters))
-}
-
 /// Parses a signed note that must be in canonical form and carry a quorum of trusted signatures.
 fn quorum_note(
     text: &str,
@@ -476,8 +454,7 @@ fn event_facts(worker: &str, kind: &EventKind, index: u64, positions: &[u32]) ->
         EventKind::TransferCompleted(e) => one(FactKind::TransferCompleted(e.clone())),
         other => {
             // Stateless kinds: the projection's own mapping.
-            crate::fact::facts_of(&NoState, other)
-                .unwrap_or_default()
+            crate::fact::facts_given(other, None)
                 .into_iter()
                 .filter(|(fw, _, _)| fw == worker)
                 .map(|(_, line, what)| Fact { index, line, what })
@@ -521,18 +498,6 @@ fn correct_facts(proven: &Proven, out: &mut Vec<Fact>, c: &Correction) {
             );
         }
         (None, _, _) => out.retain(|f| f.index != t),
-    }
-}
-
-/// A view with no state: for the event kinds whose facts need none.
-struct NoState;
-
-impl crate::kv::StateRead for NoState {
-    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, crate::kv::StoreFault> {
-        Ok(None)
-    }
-    fn scan_prefix(&self, _: &[u8]) -> Result<Vec<crate::kv::KeyValue>, crate::kv::StoreFault> {
-        Ok(Vec::new())
     }
 }
 

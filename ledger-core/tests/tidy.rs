@@ -4,7 +4,7 @@
 //! scanning: comments, string literals and `#[cfg(test)]` items are blanked out, then every
 //! `crate::x` and `super::x` path that leaves its top-level module is an edge.
 //!
-//! ledger-core must be clean. ledger-node and ledger-client are being reshaped by others: their
+//! ledger-core must be clean, and its modules must sit in the layers of [`CORE_LAYERS`]. ledger-node and ledger-client are being reshaped by others: their
 //! known cycles and long functions are listed below (as measured when this test was written),
 //! so the test passes today and fails on a *new* cycle or long function. Shrink those lists as
 //! the crates are reshaped; the test also fails on an entry that no longer happens, so the lists
@@ -53,6 +53,30 @@ const KNOWN_LONG: &[(&str, &str, &str)] = &[
     ("ledger-client", "main.rs", "submit"),
     ("ledger-client", "proofs.rs", "audit"),
     ("ledger-client", "render.rs", "entitlement"),
+];
+
+/// ledger-core's layers, top first, as ARCHITECTURE.md draws them: a module imports only from
+/// layers below its own. A new module must be placed here.
+const CORE_LAYERS: &[&[&str]] = &[
+    &["state"],
+    &["effects"],
+    &["projection"],
+    &["rules", "signers", "statement"],
+    &["authority", "fact"],
+    &["genesis", "records"],
+    &["envelope", "json"],
+    &["wire", "schema", "rulebook", "validate"],
+    &["event", "log_tree"],
+    &["params", "act", "merkle", "checkpoint"],
+    &[
+        "ids",
+        "jurisdiction",
+        "money",
+        "time",
+        "limits",
+        "refusal",
+        "kv",
+    ],
 ];
 
 /// One compiled target: its name, its source directory and its root file.
@@ -711,6 +735,37 @@ fn no_module_import_cycles() {
         if !seen_known.contains(&(*name, comp)) {
             failures.push(format!(
                 "{name}: the known cycle {mods:?} is gone or changed; update KNOWN_CYCLES"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+#[test]
+fn core_modules_import_downwards_only() {
+    let graph = import_graph(&TARGETS[0]);
+    let layer_of = |m: &str| CORE_LAYERS.iter().position(|l| l.contains(&m));
+    let mut failures = Vec::new();
+    for (m, uses) in &graph {
+        let Some(mine) = layer_of(m) else {
+            failures.push(format!(
+                "ledger-core: module {m} is in no layer of CORE_LAYERS"
+            ));
+            continue;
+        };
+        for u in uses {
+            // Layers are listed top first: a lower layer has a larger position.
+            if layer_of(u).is_none_or(|theirs| theirs <= mine) {
+                failures.push(format!(
+                    "ledger-core: {m} imports {u}, which is not in a layer below it"
+                ));
+            }
+        }
+    }
+    for m in CORE_LAYERS.iter().flat_map(|l| l.iter()) {
+        if !graph.contains_key(*m) {
+            failures.push(format!(
+                "ledger-core: CORE_LAYERS names {m}, which is no module"
             ));
         }
     }

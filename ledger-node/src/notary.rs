@@ -27,8 +27,9 @@ use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
 use ledger_core::envelope::parse_secret_key;
 use ledger_core::event::PublicKeyBytes;
 use ledger_core::kv;
+use ledger_core::projection::listed_indexes;
 use ledger_core::records;
-use ledger_core::statement::{listed_indexes, Contents, CONTENTS_HEADER};
+use ledger_core::statement::{Contents, CONTENTS_HEADER};
 use tokio::sync::{watch, Notify};
 use tonic::Status;
 

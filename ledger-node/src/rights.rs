@@ -198,8 +198,7 @@ impl rights_server::Rights for RightsService {
         let cp = ledger_core::checkpoint::Checkpoint::parse_body(&note.text)
             .map_err(|e| Status::internal(e.to_string()))?;
         let (events, parameters) =
-            ledger_core::statement::listed_indexes(self.ledger.store(), &worker, cp.size)
-                .map_err(read)?;
+            projection::listed_indexes(self.ledger.store(), &worker, cp.size).map_err(read)?;
         if events.is_empty() {
             return Err(Status::not_found(format!(
                 "unknown worker {worker}: no records on this ledger"

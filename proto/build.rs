@@ -16,6 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("ledger_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
+    // What the public port's reflection describes: every service but the internal Raft one,
+    // which is served on its own port to members only.
+    let public = protox::compile(protos.iter().filter(|p| !p.ends_with("raft.proto")), ["."])?;
+    fs::write(
+        out.join("public_descriptor.bin"),
+        prost::Message::encode_to_vec(&public),
+    )?;
     tonic_prost_build::configure()
         .extern_path(".ledger.v1.events", "::ledger_core::pb")
         .compile_fds(fds)?;

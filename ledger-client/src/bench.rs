@@ -192,49 +192,18 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// Runs the whole benchmark; `progress` is told how many declarations were answered.
-pub async fn run(
-    cfg: BenchConfig,
+/// Submits each client's requests from a task of its own; the latency of every request and
+/// how many declarations were refused.
+async fn timed_submissions(
+    url: &str,
+    per_client: Vec<Vec<Vec<Envelope>>>,
     progress: impl Fn(u64) + Send + Sync + 'static,
-) -> Result<BenchReport, ClientError> {
-    let months_needed = u64::from(cfg.declarations.div_ceil(cfg.employers.max(1)));
-    if cfg.employers == 0
-        || cfg.lines_per_declaration == 0
-        || cfg.declarations == 0
-        || cfg.concurrency == 0
-        || cfg.batch == 0
-    {
-        return Err(ClientError::Invalid(
-            "employers, lines, declarations, concurrency and batch must be at least 1".into(),
-        ));
-    }
-    if u64::from(cfg.declarations) * u64::from(cfg.lines_per_declaration) > MAX_BENCH_LINES {
-        return Err(ClientError::Invalid(format!(
-            "at most {MAX_BENCH_LINES} lines per run"
-        )));
-    }
-    if months_needed > 300 {
-        return Err(ClientError::Invalid(
-            "each employer declares one month per declaration from 2000-01: use more --employers or fewer --declarations".into(),
-        ));
-    }
-    let (ledger, keys) = set_up(&cfg).await?;
-    let envelopes = declarations(&cfg, &ledger, &keys);
-    // Deal the requests out round-robin to the clients.
-    let requests: Vec<Vec<Envelope>> = envelopes
-        .chunks(cfg.batch as usize)
-        .map(<[Envelope]>::to_vec)
-        .collect();
-    let mut per_client: Vec<Vec<Vec<Envelope>>> =
-        (0..cfg.concurrency).map(|_| Vec::new()).collect();
-    for (i, r) in requests.into_iter().enumerate() {
-        per_client[i % cfg.concurrency as usize].push(r);
-    }
+) -> Result<(Vec<Duration>, u64), ClientError> {
     let progress = std::sync::Arc::new(progress);
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let start = Clock::now();
     let mut tasks = Vec::new();
     for work in per_client {
-        let (url, progress, answered) = (cfg.url.clone(), progress.clone(), answered.clone());
+        let (url, progress, answered) = (url.to_string(), progress.clone(), answered.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect(&url).await?;
             let mut latencies = Vec::with_capacity(work.len());
@@ -263,6 +232,54 @@ pub async fn run(
         latencies.extend(l);
         refused += r;
     }
+    Ok((latencies, refused))
+}
+
+/// Refuses settings that would measure nothing or run past the generator's limits.
+fn check(cfg: &BenchConfig) -> Result<(), ClientError> {
+    let months_needed = u64::from(cfg.declarations.div_ceil(cfg.employers.max(1)));
+    if cfg.employers == 0
+        || cfg.lines_per_declaration == 0
+        || cfg.declarations == 0
+        || cfg.concurrency == 0
+        || cfg.batch == 0
+    {
+        return Err(ClientError::Invalid(
+            "employers, lines, declarations, concurrency and batch must be at least 1".into(),
+        ));
+    }
+    if u64::from(cfg.declarations) * u64::from(cfg.lines_per_declaration) > MAX_BENCH_LINES {
+        return Err(ClientError::Invalid(format!(
+            "at most {MAX_BENCH_LINES} lines per run"
+        )));
+    }
+    if months_needed > 300 {
+        return Err(ClientError::Invalid(
+            "each employer declares one month per declaration from 2000-01: use more --employers or fewer --declarations".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(
+    cfg: BenchConfig,
+    progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<BenchReport, ClientError> {
+    check(&cfg)?;
+    let (ledger, keys) = set_up(&cfg).await?;
+    let envelopes = declarations(&cfg, &ledger, &keys);
+    // Deal the requests out round-robin to the clients.
+    let requests: Vec<Vec<Envelope>> = envelopes
+        .chunks(cfg.batch as usize)
+        .map(<[Envelope]>::to_vec)
+        .collect();
+    let mut per_client: Vec<Vec<Vec<Envelope>>> =
+        (0..cfg.concurrency).map(|_| Vec::new()).collect();
+    for (i, r) in requests.into_iter().enumerate() {
+        per_client[i % cfg.concurrency as usize].push(r);
+    }
+    let start = Clock::now();
+    let (mut latencies, refused) = timed_submissions(&cfg.url, per_client, progress).await?;
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort();
     let declarations = u64::from(cfg.declarations);

@@ -24,62 +24,14 @@ pub fn invalid(what: &str, why: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(InvalidInput(format!("{what}: {why}")))
 }
 
-/// The kinds of failure a script can tell apart by exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Anything not below: a refused event, an invalid statement, nodes that disagree, a
-    /// node's own fault.
-    Failed,
-    /// The node does not know what was asked: a worker, an event, a member.
-    NotFound,
-    /// The key may not do or read this (not registered, revoked, not the worker's or an
-    /// agency's key, a read token out of date).
-    Denied,
-    /// No node answered in time: unreachable, no leader, not committed in time. Nothing was
-    /// decided; the same command may be run again later.
-    Unavailable,
-    /// A bad argument or input file (refused locally, or by the node as an invalid argument).
-    InvalidInput,
-}
-
-impl Kind {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Kind::Failed => 1,
-            Kind::NotFound => 3,
-            Kind::Denied => 5,
-            Kind::Unavailable => 6,
-            Kind::InvalidInput => 7,
-        }
-    }
-
-    /// The `error.code` of the `--json` error document.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Failed => "failed",
-            Kind::NotFound => "not_found",
-            Kind::Denied => "permission_denied",
-            Kind::Unavailable => "unavailable",
-            Kind::InvalidInput => "invalid_input",
-        }
-    }
-}
+pub use ledger_client::report::ErrorKind as Kind;
 
 fn kind_of_client_error(e: &ClientError) -> Kind {
-    use tonic::Code;
     match e {
         ClientError::Connect { .. } => Kind::Unavailable,
         ClientError::Key(_) => Kind::InvalidInput,
         ClientError::Invalid(_) => Kind::Failed,
-        ClientError::Rpc(s) => match s.code() {
-            Code::NotFound => Kind::NotFound,
-            Code::PermissionDenied | Code::Unauthenticated => Kind::Denied,
-            Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted => {
-                Kind::InvalidInput
-            }
-            _ if e.is_transient() => Kind::Unavailable,
-            _ => Kind::Failed,
-        },
+        ClientError::Rpc(s) => Kind::of_code(s.code(), e.is_transient()),
     }
 }
 
@@ -116,10 +68,11 @@ pub fn report(e: &anyhow::Error, json: bool) -> ExitCode {
     let message = message(e);
     eprintln!("error: {message}");
     if json {
-        println!(
-            "{}",
-            json!({"error": {"code": kind.name(), "message": message}})
-        );
+        let doc = ledger_client::report::ErrorDoc::new(kind, message);
+        match serde_json::to_string(&doc) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
     }
     ExitCode::from(kind.exit_code())
 }

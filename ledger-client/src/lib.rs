@@ -7,6 +7,7 @@ pub mod bench;
 pub mod jsonl;
 pub mod keys;
 pub mod proofs;
+pub mod report;
 pub mod retry;
 pub mod transport;
 
@@ -510,7 +511,7 @@ impl Client {
 }
 
 /// Checks a stored event from the node: it is what its signers signed.
-fn check_stored(ledger: &LedgerId, e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
+pub fn check_stored(ledger: &LedgerId, e: pb::StoredEvent) -> Result<WorkerEvent, ClientError> {
     let bad = |why: String| {
         ClientError::Invalid(format!(
             "event {} from the node fails verification: {why}",

@@ -80,35 +80,7 @@ pub async fn audit(
             error: None,
             forks: Vec::new(),
         };
-        let got = async {
-            let mut c = Client::connect(url).await?;
-            let r = c.checkpoint().await?;
-            let key = NoteKey::parse_verifier(&r.verifier)
-                .map_err(|e| ClientError::Invalid(e.to_string()))?;
-            if let Some(t) = trusted {
-                if !t.contains(&key) {
-                    return Err(ClientError::Invalid(format!(
-                        "its key {} is not in the trust file",
-                        key.name
-                    )));
-                }
-            }
-            let note =
-                SignedNote::parse(&r.note).map_err(|e| ClientError::Invalid(e.to_string()))?;
-            let signed = note
-                .verify(std::slice::from_ref(&key))
-                .map_err(|e| ClientError::Invalid(e.to_string()))?;
-            if signed.is_empty() {
-                return Err(ClientError::Invalid(
-                    "its checkpoint is not signed by its own key".into(),
-                ));
-            }
-            let cp = Checkpoint::parse_body(&note.text)
-                .map_err(|e| ClientError::Invalid(e.to_string()))?;
-            Ok::<_, ClientError>((key.name, cp, r.note, r.forks))
-        }
-        .await;
-        match got {
+        match signed_checkpoint(url, trusted).await {
             Ok((name, cp, note, forks)) => {
                 n.name = Some(name);
                 n.size = Some(cp.size);
@@ -123,46 +95,12 @@ pub async fn audit(
     let mut forks = Vec::new();
     for (i, (ia, a, na)) in good.iter().enumerate() {
         for (ib, b, nb) in good.iter().skip(i + 1) {
-            let (small, large, large_url) = if a.size <= b.size {
-                (a, b, &nodes[*ib].url)
+            let large_url = if a.size <= b.size {
+                &nodes[*ib].url
             } else {
-                (b, a, &nodes[*ia].url)
+                &nodes[*ia].url
             };
-            let why = if a.origin != b.origin {
-                Some(format!(
-                    "different ledgers: {:?} and {:?}",
-                    a.origin, b.origin
-                ))
-            } else if small.size == large.size {
-                (small.root != large.root).then(|| format!("two roots for size {}", small.size))
-            } else {
-                let proof = match Client::connect(large_url).await {
-                    Ok(mut c) => c.consistency(small.size, large.size).await.ok(),
-                    Err(_) => None,
-                };
-                match proof {
-                    Some(p)
-                        if check_consistency(
-                            small.size,
-                            large.size,
-                            &small.root,
-                            &large.root,
-                            &p,
-                        ) =>
-                    {
-                        None
-                    }
-                    Some(_) => Some(format!(
-                        "the tree of {} events is not a prefix of the tree of {}",
-                        small.size, large.size
-                    )),
-                    None => Some(format!(
-                        "no consistency proof from {} to {} could be obtained",
-                        small.size, large.size
-                    )),
-                }
-            };
-            if let Some(why) = why {
+            if let Some(why) = disagreement(a, b, large_url).await {
                 forks.push(Fork {
                     a: nodes[*ia].url.clone(),
                     b: nodes[*ib].url.clone(),
@@ -173,4 +111,65 @@ pub async fn audit(
         }
     }
     (nodes, forks)
+}
+
+/// A node's checkpoint, signed by the key it states (which must be in `trusted` when given):
+/// the key's name, the checkpoint, its note and the fork evidence the node holds.
+async fn signed_checkpoint(
+    url: &str,
+    trusted: Option<&[NoteKey]>,
+) -> Result<(String, Checkpoint, String, Vec<String>), ClientError> {
+    let invalid = |e: &dyn std::fmt::Display| ClientError::Invalid(e.to_string());
+    let mut c = Client::connect(url).await?;
+    let r = c.checkpoint().await?;
+    let key = NoteKey::parse_verifier(&r.verifier).map_err(|e| invalid(&e))?;
+    if let Some(t) = trusted {
+        if !t.contains(&key) {
+            return Err(ClientError::Invalid(format!(
+                "its key {} is not in the trust file",
+                key.name
+            )));
+        }
+    }
+    let note = SignedNote::parse(&r.note).map_err(|e| invalid(&e))?;
+    let signed = note
+        .verify(std::slice::from_ref(&key))
+        .map_err(|e| invalid(&e))?;
+    if signed.is_empty() {
+        return Err(ClientError::Invalid(
+            "its checkpoint is not signed by its own key".into(),
+        ));
+    }
+    let cp = Checkpoint::parse_body(&note.text).map_err(|e| invalid(&e))?;
+    Ok((key.name, cp, r.note, r.forks))
+}
+
+/// Why two checkpoints cannot both be true, if they cannot: another ledger, two roots for one
+/// size, or a larger tree (held by `large_url`) that does not extend the smaller.
+async fn disagreement(a: &Checkpoint, b: &Checkpoint, large_url: &str) -> Option<String> {
+    let (small, large) = if a.size <= b.size { (a, b) } else { (b, a) };
+    if a.origin != b.origin {
+        return Some(format!(
+            "different ledgers: {:?} and {:?}",
+            a.origin, b.origin
+        ));
+    }
+    if small.size == large.size {
+        return (small.root != large.root).then(|| format!("two roots for size {}", small.size));
+    }
+    let proof = match Client::connect(large_url).await {
+        Ok(mut c) => c.consistency(small.size, large.size).await.ok(),
+        Err(_) => None,
+    };
+    match proof {
+        Some(p) if check_consistency(small.size, large.size, &small.root, &large.root, &p) => None,
+        Some(_) => Some(format!(
+            "the tree of {} events is not a prefix of the tree of {}",
+            small.size, large.size
+        )),
+        None => Some(format!(
+            "no consistency proof from {} to {} could be obtained",
+            small.size, large.size
+        )),
+    }
 }

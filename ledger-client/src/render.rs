@@ -1,8 +1,13 @@
-//! Text forms of the entitlement, coverage and indicators documents (the JSON is the contract;
-//! this is for people reading a terminal).
+//! Text forms of the documents the commands print (the JSON is the contract; this is for people
+//! reading a terminal): the entitlement, coverage and indicators documents the node computes, and
+//! the client's own reports.
 
 use std::fmt::Write;
 
+use ledger_client::bench::BenchReport;
+use ledger_client::report::{
+    ActDone, ActShown, Audit, EventRecord, ProofChecked, StatementWritten, Status, Verified,
+};
 use serde_json::Value;
 
 fn s(v: &Value) -> String {
@@ -41,6 +46,16 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
         s(&d["as_of"])
     );
     let _ = writeln!(o, "Pension");
+    pension_months(&mut o, p);
+    pension_transfers(&mut o, p);
+    pension_claim(&mut o, p);
+    cross_border(&mut o, d);
+    let _ = writeln!(o, "Flags: {}", list(&d["flags"]));
+    o
+}
+
+/// Months, accounts and the relation.
+fn pension_months(o: &mut String, p: &Value) {
     let _ = writeln!(
         o,
         "  insured months       {} ({})",
@@ -59,6 +74,9 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
         s(&p["relation_jurisdiction"])
     );
     let _ = writeln!(o, "  individual account   {}", s(&p["individual_account"]));
+}
+
+fn pension_transfers(o: &mut String, p: &Value) {
     match p["transfers"].as_array() {
         Some(ts) if !ts.is_empty() => {
             for t in ts {
@@ -77,6 +95,10 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
             let _ = writeln!(o, "  transfers            none");
         }
     }
+}
+
+/// Retirement, the minimum, the claim province and what moves at the claim, and the estimate.
+fn pension_claim(o: &mut String, p: &Value) {
     let _ = writeln!(
         o,
         "  retirement           {} at {} years {} months",
@@ -138,6 +160,10 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
             s(&e["divisor"])
         );
     }
+}
+
+/// Postings, foreign periods and totalization under agreements.
+fn cross_border(o: &mut String, d: &Value) {
     let postings = d["postings"].as_array().cloned().unwrap_or_default();
     if !postings.is_empty() {
         let _ = writeln!(o, "Postings");
@@ -182,8 +208,6 @@ pub fn entitlement(d: &Value, log_size: u64) -> String {
             }
         );
     }
-    let _ = writeln!(o, "Flags: {}", list(&d["flags"]));
-    o
 }
 
 pub fn coverage(d: &Value) -> String {
@@ -318,4 +342,227 @@ pub fn indicators(d: &Value, log_size: u64) -> String {
         }
     }
     o
+}
+
+// The text forms of the client's own documents (`ledger_client::report`).
+
+pub fn event_record(e: &EventRecord) -> String {
+    format!(
+        "#{:<6} {}  {}  {}\n",
+        e.index, e.appended_at, e.type_name, e.event
+    )
+}
+
+pub fn statement_written(d: &StatementWritten) -> String {
+    format!(
+        "wrote {}: {} event(s) of worker {}, checkpoint of {} at {} events signed by {}\n",
+        d.file.display(),
+        d.events,
+        d.worker,
+        d.checkpoint.origin,
+        d.checkpoint.size,
+        d.signed_by.join(", ")
+    )
+}
+
+/// `signers` are the checkpoint's signers as the trust file names them; `trusted` is how many
+/// keys that file holds.
+pub fn verified(
+    d: &Verified,
+    proven: &ledger_core::statement::Proven,
+    signers: &[String],
+    trusted: usize,
+) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "VALID: statement of worker {} — all {} of their event(s) in ledger {} (checkpoint at {} events, root {}), signed by {} ({} of {} trusted keys, {} needed)",
+        d.worker,
+        d.events.len(),
+        d.checkpoint.origin,
+        d.checkpoint.size,
+        &d.checkpoint.root[..16],
+        signers.join(", "),
+        signers.len(),
+        trusted,
+        d.quorum
+    );
+    for e in &proven.events {
+        let _ = writeln!(
+            o,
+            "  #{:<6} {}  {}",
+            e.index,
+            e.appended_at,
+            proven_event(&e.body.kind)
+        );
+    }
+    if let Some(ent) = &d.entitlement {
+        let _ = writeln!(o, "Recomputed from the proven events:");
+        o.push_str(&entitlement(ent, d.checkpoint.size));
+    }
+    if let Some(why) = &d.entitlement_not_recomputed {
+        let _ = writeln!(o, "Entitlement not recomputed: {why}");
+    }
+    o
+}
+
+pub fn proof_checked(d: &ProofChecked) -> String {
+    let mut o = format!(
+        "event {}\n  index {}, appended at {}\n  included in this checkpoint (proof verified):\n",
+        d.event_id, d.index, d.appended_at
+    );
+    for l in d.checkpoint.lines() {
+        let _ = writeln!(o, "    {l}");
+    }
+    o
+}
+
+pub fn audit(d: &Audit) -> String {
+    let mut o = String::new();
+    for n in &d.nodes {
+        match &n.error {
+            None => {
+                let root = n.root.clone().unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "  {:<28} {:<10} size {:<8} root {}{}",
+                    n.url,
+                    n.name.clone().unwrap_or_default(),
+                    n.size.unwrap_or(0),
+                    &root[..16.min(root.len())],
+                    if n.forks.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  HOLDS {} FORK NOTE(S)", n.forks.len())
+                    }
+                );
+            }
+            Some(e) => {
+                let _ = writeln!(o, "  {:<28} unreachable or invalid: {e}", n.url);
+            }
+        }
+    }
+    for f in &d.forks {
+        let _ = writeln!(o, "FORK between {} and {}: {}", f.a, f.b, f.why);
+    }
+    o.push_str(if d.agree {
+        "all nodes agree: every checkpoint is consistent with every other\n"
+    } else {
+        "the nodes do NOT agree (see above)\n"
+    });
+    o
+}
+
+pub fn act_shown(d: &ActShown) -> String {
+    let mut o = format!(
+        "act        {}\nnonce      {}\nsigned at  {}\n",
+        d.act, d.nonce, d.signed_at
+    );
+    for s in &d.signers {
+        let _ = writeln!(o, "signed by  {s}");
+    }
+    o
+}
+
+pub fn act_done(d: &ActDone) -> String {
+    let mut o = format!("{}\n", d.message);
+    for m in &d.members {
+        let _ = writeln!(
+            o,
+            "  {:<3} {:<7} {}  (raft {})",
+            m.id,
+            if m.voter { "voter" } else { "learner" },
+            m.public_address,
+            m.raft_address
+        );
+    }
+    o
+}
+
+pub fn status(s: &Status) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "ledger    {} (genesis {})",
+        s.ledger,
+        &s.genesis_hash[..16.min(s.genesis_hash.len())]
+    );
+    let _ = writeln!(
+        o,
+        "node      {} ({}), version {}",
+        s.node_id, s.jurisdiction, s.version
+    );
+    let _ = writeln!(o, "leader    {}", s.leader);
+    let _ = writeln!(o, "log size  {} events", s.log_size);
+    if s.raft.is_some() {
+        let _ = writeln!(
+            o,
+            "commit    Raft log index {} (the log size counts ledger events only)",
+            s.commit_index
+        );
+    }
+    let _ = writeln!(o, "head      {}", s.head_hash);
+    if let Some(c) = &s.checkpoint {
+        let _ = writeln!(o, "checkpoint {} events, root {}", c.size, c.root);
+    }
+    if s.forks > 0 {
+        let _ = writeln!(o, "ALARM     this node holds evidence of {} conflicting checkpoint(s): run `ledger-client audit`", s.forks);
+    }
+    if s.forks_dropped > 0 {
+        let _ = writeln!(o, "ALARM     {} more conflicting note(s) seen beyond the evidence limits (counted, not kept)", s.forks_dropped);
+    }
+    if s.nodes.is_empty() {
+        let _ = writeln!(o, "members   {}", s.members.join(", "));
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "members   id  state      term  last log  applied  events  address"
+    );
+    for m in &s.nodes {
+        let (Some(state), Some(term), Some(last), Some(applied), Some(size)) = (
+            &m.state,
+            m.term,
+            m.last_log_index,
+            m.applied_index,
+            m.log_size,
+        ) else {
+            let _ = writeln!(o, "          {:<3} unreachable {}", m.id, m.address);
+            continue;
+        };
+        let _ = writeln!(
+            o,
+            "          {:<3} {:<10} {:<5} {:<9} {:<8} {:<7} {}{}",
+            m.id,
+            state,
+            term,
+            last,
+            applied,
+            size,
+            m.address,
+            if m.voter { "" } else { " (learner)" }
+        );
+    }
+    o
+}
+
+pub fn bench(r: &BenchReport) -> String {
+    format!(
+        "{} lines in {} declarations ({} refused) over {} requests in {:.2} s\n\
+         throughput  {:.0} lines/s, {:.0} declarations/s\n\
+         latency     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (submit to receipt, {} declarations of {} lines per request, {} clients)\n",
+        r.lines,
+        r.declarations,
+        r.refused,
+        r.requests,
+        r.seconds,
+        r.lines_per_second,
+        r.events_per_second,
+        r.latency_ms_p50,
+        r.latency_ms_p99,
+        r.latency_ms_max,
+        r.batch,
+        r.lines_per_declaration,
+        r.concurrency
+    )
 }

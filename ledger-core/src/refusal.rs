@@ -57,7 +57,37 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Stable snake_case code of the reason.
+    /// Every code [`Refusal::code`] gives: a closed set, so that counting refusals by code (a
+    /// node's metrics) can never grow without bound.
+    pub const CODES: &'static [&'static str] = &[
+        "malformed",
+        "non_canonical",
+        "unsupported_version",
+        "too_large",
+        "invalid_field",
+        "unsigned",
+        "bad_signature",
+        "unknown_key",
+        "revoked_key",
+        "wrong_role",
+        "wrong_subject",
+        "wrong_jurisdiction",
+        "signed_in_future",
+        "in_future",
+        "too_early",
+        "impossible_period",
+        "negative_amount",
+        "unregistered_worker",
+        "duplicate_declaration",
+        "already_exists",
+        "not_found",
+        "already_voided",
+        "amount_mismatch",
+        "weak_key",
+        "insufficient_authority",
+    ];
+
+    /// Stable snake_case code of the reason (a new one goes into [`Refusal::CODES`] too).
     pub fn code(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "malformed",
@@ -86,5 +116,47 @@ impl Refusal {
             Self::WeakKey(_) => "weak_key",
             Self::InsufficientAuthority(_) => "insufficient_authority",
         }
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::Refusal;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let s = || String::from("x");
+        let all = [
+            Refusal::Malformed(s()),
+            Refusal::NonCanonical,
+            Refusal::UnsupportedVersion(3),
+            Refusal::TooLarge(s()),
+            Refusal::InvalidField(s()),
+            Refusal::Unsigned,
+            Refusal::BadSignature(s()),
+            Refusal::UnknownKey(s()),
+            Refusal::RevokedKey(s()),
+            Refusal::WrongRole(s()),
+            Refusal::WrongSubject(s()),
+            Refusal::WrongJurisdiction(s()),
+            Refusal::SignedInFuture {
+                signed_at: s(),
+                now: s(),
+            },
+            Refusal::InFuture(s()),
+            Refusal::TooEarly(s()),
+            Refusal::ImpossiblePeriod(s()),
+            Refusal::NegativeAmount(s()),
+            Refusal::UnregisteredWorker(s()),
+            Refusal::DuplicateDeclaration(s()),
+            Refusal::AlreadyExists(s()),
+            Refusal::NotFound(s()),
+            Refusal::AlreadyVoided(s()),
+            Refusal::AmountMismatch(s()),
+            Refusal::WeakKey(s()),
+            Refusal::InsufficientAuthority(s()),
+        ];
+        let codes: Vec<&str> = all.iter().map(Refusal::code).collect();
+        assert_eq!(codes, Refusal::CODES);
     }
 }

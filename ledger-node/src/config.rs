@@ -53,9 +53,32 @@ pub struct NodeConfig {
     /// single node that appends on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft: Option<RaftConfig>,
-    /// Transport security of both ports (TLS unless explicitly turned off on loopback).
+    /// Transport security of every port (TLS unless explicitly turned off on loopback).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Address of the HTTP/JSON API (docs/http.md), e.g. "127.0.0.1:7180"; absent: none. Over
+    /// TLS with the node's certificate, like the public port.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_listen_address"
+    )]
+    pub http_listen: Option<SocketAddr>,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`), e.g.
+    /// "127.0.0.1:9100". Off when absent. Plain HTTP: keep it on loopback or a private network.
+    #[serde(
+        default,
+        deserialize_with = "optional_listen_address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+    /// "text" (the default) or "json": one JSON object per line, each naming this node.
+    #[serde(default, skip_serializing_if = "is_text")]
+    pub log_format: crate::logging::LogFormat,
+}
+
+fn is_text(f: &crate::logging::LogFormat) -> bool {
+    *f == crate::logging::LogFormat::Text
 }
 
 /// The `[tls]` section of a node config.
@@ -156,6 +179,12 @@ fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, 
     resolve_listen(&text).map_err(serde::de::Error::custom)
 }
 
+fn optional_listen_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    listen_address(d).map(Some)
+}
+
 /// The environment variables that override a node config's values, and what each sets. An
 /// empty variable counts as unset. Paths from the environment are taken as they are (relative
 /// to the working directory), not from the config file's directory.
@@ -163,12 +192,15 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("LEDGER_NODE_ID", "node_id"),
     ("LEDGER_JURISDICTION", "jurisdiction"),
     ("LEDGER_LISTEN", "listen"),
+    ("LEDGER_HTTP_LISTEN", "http_listen"),
     ("LEDGER_DATA_DIR", "data_dir"),
     ("LEDGER_GENESIS", "genesis"),
     ("LEDGER_TRUST", "trust"),
     ("LEDGER_RAFT_ID", "[raft] id"),
     ("LEDGER_RAFT_LISTEN", "[raft] listen"),
     ("LEDGER_TLS_NAMES", "[tls] names (comma-separated)"),
+    ("LEDGER_METRICS_LISTEN", "metrics_listen"),
+    ("LEDGER_LOG_FORMAT", "log_format (text or json)"),
 ];
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -211,6 +243,9 @@ impl NodeConfig {
         if let Some(v) = env("LEDGER_LISTEN") {
             self.listen = resolve_listen(&v).map_err(|e| bad("LEDGER_LISTEN", e))?;
         }
+        if let Some(v) = env("LEDGER_HTTP_LISTEN") {
+            self.http_listen = Some(resolve_listen(&v).map_err(|e| bad("LEDGER_HTTP_LISTEN", e))?);
+        }
         if let Some(v) = env("LEDGER_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
         }
@@ -239,6 +274,13 @@ impl NodeConfig {
             if let Some(v) = raft_listen {
                 raft.listen = resolve_listen(&v).map_err(|e| bad("LEDGER_RAFT_LISTEN", e))?;
             }
+        }
+        if let Some(v) = env("LEDGER_METRICS_LISTEN") {
+            self.metrics_listen =
+                Some(resolve_listen(&v).map_err(|e| bad("LEDGER_METRICS_LISTEN", e))?);
+        }
+        if let Some(v) = env("LEDGER_LOG_FORMAT") {
+            self.log_format = v.parse().map_err(|e| bad("LEDGER_LOG_FORMAT", e))?;
         }
         if let Some(v) = env("LEDGER_TLS_NAMES") {
             self.tls.names = v
@@ -290,6 +332,7 @@ impl NodeConfig {
     pub fn listen_addresses(&self) -> Vec<SocketAddr> {
         let mut out = vec![self.listen];
         out.extend(self.raft.as_ref().map(|r| r.listen));
+        out.extend(self.http_listen);
         out
     }
 
@@ -429,9 +472,13 @@ mod env_tests {
                 ("LEDGER_RAFT_ID", "2"),
                 ("LEDGER_RAFT_LISTEN", "localhost:7400"),
                 ("LEDGER_TLS_NAMES", "cn44-b, cn44-b.ledger.svc"),
+                ("LEDGER_METRICS_LISTEN", "127.0.0.1:9100"),
+                ("LEDGER_LOG_FORMAT", "json"),
             ],
         )
         .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.log_format, crate::logging::LogFormat::Json);
         assert_eq!(c.node_id, "cn44-b");
         assert_eq!(c.jurisdiction.to_string(), "CN-33");
         assert_eq!(c.listen, "0.0.0.0:7300".parse().unwrap());
@@ -453,6 +500,8 @@ mod env_tests {
             ("LEDGER_LISTEN", "nowhere", "LEDGER_LISTEN"),
             ("LEDGER_RAFT_ID", "two", "LEDGER_RAFT_ID"),
             ("LEDGER_JURISDICTION", "Guangdong", "LEDGER_JURISDICTION"),
+            ("LEDGER_METRICS_LISTEN", "9100", "LEDGER_METRICS_LISTEN"),
+            ("LEDGER_LOG_FORMAT", "yaml", "LEDGER_LOG_FORMAT"),
             ("LEDGER_NODE_ID", &"x".repeat(65), "node_id"),
         ] {
             let e = load(RAFT_CONFIG, &[(var, value)]).unwrap_err().to_string();

@@ -2,14 +2,10 @@
 //! jurisdiction of the dev cluster file, the genesis, node configs and `client.toml` under the
 //! data directory, then runs the nodes as child processes until Ctrl-C or SIGTERM.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ed25519_dalek::SigningKey;
-use ledger_core::envelope::{format_secret_key, parse_secret_key};
 use ledger_core::event::PublicKeyBytes;
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 use ledger_core::jurisdiction::Jurisdiction;
@@ -31,6 +27,8 @@ struct DevCluster {
 
 /// Node i's Raft service listens on base-port + RAFT_PORT_OFFSET + i - 1 (7200.. by default).
 pub const RAFT_PORT_OFFSET: u16 = 100;
+/// Node i's HTTP/JSON API listens on base-port + HTTP_PORT_OFFSET + i - 1 (7180.. by default).
+pub const HTTP_PORT_OFFSET: u16 = 80;
 /// How long `dev` waits for the cluster to elect its first leader.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -46,30 +44,6 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     pub nodes: usize,
     pub base_port: u16,
-}
-
-/// Writes a secret key file readable by its owner only, synced with its directory entry: a node
-/// that lost its key after a crash would come back as a stranger to its peers.
-pub fn write_key_file(path: &Path, key: &SigningKey) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(format_secret_key(key).as_bytes())?;
-    f.sync_all()?;
-    crate::store::durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
-    if path.exists() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return parse_secret_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
-    }
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    write_key_file(path, &key).with_context(|| format!("writing {}", path.display()))?;
-    Ok(key)
 }
 
 /// Prepares the data directory: keys, genesis, node configs, client.toml. Idempotent.
@@ -88,7 +62,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         .with_context(|| format!("creating {}", keys_dir.display()))?;
     let mut jurisdictions = Vec::new();
     for j in &cluster.jurisdictions {
-        let key = load_or_create_key(&keys_dir.join(format!("{j}.key")))?;
+        let key = ledger_client::keys::load_or_create(&keys_dir.join(format!("{j}.key")))?;
         jurisdictions.push(GenesisJurisdiction {
             code: j.clone(),
             agency_keys: vec![PublicKeyBytes(key.verifying_key().to_bytes())],
@@ -192,6 +166,9 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
                 snapshot_every: crate::raft::SNAPSHOT_EVERY_ENTRIES,
             }),
             tls: Default::default(),
+            http_listen: Some(format!("127.0.0.1:{}", port(i, HTTP_PORT_OFFSET)?).parse()?),
+            metrics_listen: None,
+            log_format: Default::default(),
         };
         let path = node_dir.join("node.toml");
         std::fs::write(&path, toml::to_string(&cfg)?)?;
@@ -252,7 +229,7 @@ async fn wait_for_leader(first: &NodeConfig) -> anyhow::Result<()> {
         let url = format!("https://{}", first.listen);
         if let Ok(mut c) = channel(&url, &transport).await.map(LedgerClient::new) {
             if let Ok(s) = c.status(StatusRequest {}).await {
-                if s.into_inner().leader.starts_with("raft ") {
+                if s.into_inner().leader_id != 0 {
                     return Ok(());
                 }
             }
@@ -294,7 +271,7 @@ fn write_trust_file(dir: &Path, configs: &[(NodeConfig, PathBuf)]) -> anyhow::Re
 }
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
-    let stop = crate::server::shutdown_signal();
+    let stop = crate::signals::shutdown_signal();
     let configs = prepare(&opts)?;
     let exe = std::env::current_exe().context("locating the ledger-node binary")?;
     let mut children = Vec::new();

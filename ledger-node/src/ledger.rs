@@ -132,7 +132,7 @@ pub struct Ledger {
     /// The Raft service checks received snapshots against this state machine before the install.
     raft_state: Option<crate::raft::LedgerStateMachine>,
     /// How this node reaches its peers (TLS pinned to their node keys, or plaintext).
-    net: crate::tls::Net,
+    net: crate::raft::Net,
 }
 
 /// The node's clock as a ledger instant (UTC). Only the appender and edge checks read it.
@@ -217,7 +217,7 @@ impl Ledger {
             queued_bytes: queue_budget(),
             raft: None,
             raft_state: None,
-            net: crate::tls::Net::default(),
+            net: crate::raft::Net::default(),
         })
     }
 
@@ -251,7 +251,7 @@ impl Ledger {
     }
 
     /// How this node reaches its peers.
-    pub fn net(&self) -> &crate::tls::Net {
+    pub fn net(&self) -> &crate::raft::Net {
         &self.net
     }
 
@@ -333,6 +333,7 @@ impl Appender {
     }
 
     fn append_entry(&mut self, jobs: Vec<Job>) -> Result<(), String> {
+        let started = std::time::Instant::now();
         // The stamp never goes backwards, even if the wall clock does.
         let stamp = match self.last_stamp {
             Some(last) if last > now() => last,
@@ -358,6 +359,13 @@ impl Appender {
             size = applied.head.size,
             "appended entry"
         );
+        let metrics = crate::metrics::get();
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.count_applied(events.iter().zip(&applied.outcomes).filter_map(|(e, o)| {
+            matches!(o, state::Outcome::Appended(r) if !r.duplicate).then_some(&e.envelope)
+        }));
         let mut outcomes = applied.outcomes.into_iter();
         for (count, reply) in replies {
             let mine: Vec<OutcomeRecord> = outcomes
@@ -369,6 +377,103 @@ impl Appender {
         }
         Ok(())
     }
+}
+
+/// Opens the stopped node's store under `dir`, verifies its log, and rebuilds the projection.
+pub fn rebuild_projection_in(
+    dir: &std::path::Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<u64, LedgerError> {
+    let path = dir.join("store");
+    if !path.exists() {
+        return Err(StoreError::Io(format!(
+            "{} holds no ledger store; check the config's data_dir",
+            dir.display()
+        ))
+        .into());
+    }
+    let store = crate::store::SledStore::open(&path).map_err(|e| {
+        StoreError::Io(format!(
+            "{e} (is the node still running? stop it before rebuilding)"
+        ))
+    })?;
+    let (_, marked) =
+        crate::head_marker::HeadMarker::open(&dir.join("head")).map_err(|source| {
+            LedgerError::Marker {
+                path: dir.join("head").display().to_string(),
+                source,
+            }
+        })?;
+    verify_log(&store, marked).map_err(|why| LedgerError::Integrity {
+        dir: dir.display().to_string(),
+        why,
+    })?;
+    Ok(crate::projection::rebuild(&store, progress)?)
+}
+
+/// The leader's answer to one forwarded event, as this node's appender answers it.
+fn outcome_record(o: ledger_proto::node::Outcome) -> OutcomeRecord {
+    use ledger_proto::node as pb;
+    match o.result {
+        Some(pb::outcome::Result::Receipt(r)) => {
+            let at: Instant = r.appended_at.parse().unwrap_or_else(|_| now());
+            OutcomeRecord::Appended {
+                event_id: hex::encode(r.event_id),
+                index: r.index,
+                stamp_seconds: at.unix_seconds(),
+                stamp_nanos: at.nanos(),
+                duplicate: r.duplicate,
+            }
+        }
+        Some(pb::outcome::Result::Refusal(r)) => OutcomeRecord::Refused {
+            code: r.code,
+            message: r.message,
+        },
+        None => OutcomeRecord::Refused {
+            code: "internal".into(),
+            message: "the leader sent an empty outcome".into(),
+        },
+    }
+}
+
+/// One stored record in its place: under its own key at the expected index, its body hashing
+/// to its id and still decoding, its chain link following `chain`, and the id index pointing
+/// back to it. Returns its chain link.
+fn verify_record(
+    store: &dyn Store,
+    ledger: &ledger_core::envelope::LedgerId,
+    key: &[u8],
+    rec: &StoredRecord,
+    expected_index: u64,
+    chain: &ledger_core::event::Hash32,
+) -> Result<ledger_core::event::Hash32, String> {
+    if keys::event(rec.index) != key || rec.index != expected_index {
+        return Err(format!(
+            "expected event {expected_index}, found record {} under key {}",
+            rec.index,
+            hex::encode(key)
+        ));
+    }
+    if rec.envelope.id(ledger) != rec.event_id {
+        return Err(format!(
+            "event {}: body does not hash to its event id",
+            rec.index
+        ));
+    }
+    wire::decode_event(&rec.envelope.body, &rec.envelope.lines)
+        .map_err(|e| format!("event {}: stored body no longer decodes: {e}", rec.index))?;
+    let link = records::chain_next(chain, rec.index, &rec.event_id, rec.stamp);
+    if link != rec.chain {
+        return Err(format!("event {}: hash chain broken", rec.index));
+    }
+    let indexed = store.get(&keys::event_id(&rec.event_id)).map_err(|e| e.0)?;
+    if indexed.as_deref() != Some(&rec.index.to_be_bytes()[..]) {
+        return Err(format!(
+            "event {}: id index does not point back to it",
+            rec.index
+        ));
+    }
+    Ok(link)
 }
 
 /// Walks the whole stored log: each record's checksum, contiguous indexes, event ids that match
@@ -390,32 +495,7 @@ pub fn verify_log(store: &dyn Store, marked: Option<Head>) -> Result<Head, Strin
         for (k, v) in &page {
             let rec = StoredRecord::decode(v)
                 .map_err(|e| format!("event record {}: {}", hex::encode(&k[1..]), e.0))?;
-            if keys::event(rec.index) != *k || rec.index != expected_index {
-                return Err(format!(
-                    "expected event {expected_index}, found record {} under key {}",
-                    rec.index,
-                    hex::encode(k)
-                ));
-            }
-            if rec.envelope.id(&ledger) != rec.event_id {
-                return Err(format!(
-                    "event {}: body does not hash to its event id",
-                    rec.index
-                ));
-            }
-            wire::decode_event(&rec.envelope.body, &rec.envelope.lines)
-                .map_err(|e| format!("event {}: stored body no longer decodes: {e}", rec.index))?;
-            let link = records::chain_next(&chain, rec.index, &rec.event_id, rec.stamp);
-            if link != rec.chain {
-                return Err(format!("event {}: hash chain broken", rec.index));
-            }
-            let indexed = store.get(&keys::event_id(&rec.event_id)).map_err(|e| e.0)?;
-            if indexed.as_deref() != Some(&rec.index.to_be_bytes()[..]) {
-                return Err(format!(
-                    "event {}: id index does not point back to it",
-                    rec.index
-                ));
-            }
+            let link = verify_record(store, &ledger, k, &rec, expected_index, &chain)?;
             if marked.is_some_and(|m| m.size == rec.index && m.chain != link) {
                 return Err(format!(
                     "event {}: differs from the head marker's chain link",
@@ -461,7 +541,7 @@ impl Ledger {
         dir: &Path,
         genesis: Genesis,
         cfg: &crate::config::RaftConfig,
-        net: crate::tls::Net,
+        net: crate::raft::Net,
     ) -> Result<Ledger, LedgerError> {
         use crate::raft::{network::GrpcNetwork, LedgerStateMachine, RaftLogStore};
         let (store, marker, _, _) = open_store(dir, &genesis)?;
@@ -554,7 +634,7 @@ struct RaftAppender {
     /// Public addresses from `[raft] members`: only for a membership written by the first
     /// release, which recorded Raft addresses alone.
     configured: std::collections::BTreeMap<u64, String>,
-    net: crate::tls::Net,
+    net: crate::raft::Net,
 }
 
 impl RaftAppender {
@@ -578,8 +658,12 @@ impl RaftAppender {
                 replies.push((job.events.len(), job.reply));
                 events.extend(job.events);
             }
+            let started = std::time::Instant::now();
             match self.commit(events).await {
                 Ok(outcomes) => {
+                    crate::metrics::get()
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     let mut outcomes = outcomes.into_iter();
                     for (n, reply) in replies {
                         let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
@@ -659,8 +743,8 @@ impl RaftAppender {
                     why: format!("{address}: {why}"),
                 })?;
             let mut client = pb::ledger_client::LedgerClient::new(channel)
-                .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
+                .max_decoding_message_size(crate::limits::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::limits::MAX_MESSAGE_BYTES);
             let events = events.iter().map(|e| e.envelope.to_pb()).collect();
             let response = client
                 .submit(pb::SubmitRequest { events })
@@ -671,29 +755,7 @@ impl RaftAppender {
         let outcomes = tokio::time::timeout(COMMIT_TIMEOUT * 2, forwarded)
             .await
             .map_err(|_| LedgerError::NotCommitted(COMMIT_TIMEOUT * 2))??;
-        let records: Vec<OutcomeRecord> = outcomes
-            .into_iter()
-            .map(|o| match o.result {
-                Some(pb::outcome::Result::Receipt(r)) => {
-                    let at: Instant = r.appended_at.parse().unwrap_or_else(|_| now());
-                    OutcomeRecord::Appended {
-                        event_id: hex::encode(r.event_id),
-                        index: r.index,
-                        stamp_seconds: at.unix_seconds(),
-                        stamp_nanos: at.nanos(),
-                        duplicate: r.duplicate,
-                    }
-                }
-                Some(pb::outcome::Result::Refusal(r)) => OutcomeRecord::Refused {
-                    code: r.code,
-                    message: r.message,
-                },
-                None => OutcomeRecord::Refused {
-                    code: "internal".into(),
-                    message: "the leader sent an empty outcome".into(),
-                },
-            })
-            .collect();
+        let records: Vec<OutcomeRecord> = outcomes.into_iter().map(outcome_record).collect();
         let highest = records
             .iter()
             .filter_map(|r| match r {

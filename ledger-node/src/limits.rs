@@ -232,6 +232,10 @@ fn rewrite_oversized(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Largest gRPC response (a page of large payrolls). Requests are bounded by
+/// [`MAX_SUBMIT_BYTES`].
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

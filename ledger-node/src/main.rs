@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use ledger_node::config::NodeConfig;
 use ledger_node::dev::{self, DevOptions};
 use ledger_node::ledger::LedgerError;
+use ledger_node::logging::{self, LogFormat};
 
 /// glibc malloc/free took about a third of the node's CPU under load (small, short-lived
 /// allocations in sled and the apply path); mimalloc handles that pattern far better.
@@ -53,13 +54,18 @@ enum Command {
     },
     /// Ask the node of this config, on this machine, whether it serves (the gRPC health
     /// service, over TLS pinned to the node's own key): exit 0 when it does, 1 otherwise. For
-    /// container, Kubernetes and systemd probes.
+    /// container, Kubernetes and systemd probes. A replica serves when it knows a leader and
+    /// (on the leader) a majority acknowledges it.
     Health {
         #[arg(long, env = "LEDGER_CONFIG")]
         config: PathBuf,
         /// How long to wait for the answer.
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
         timeout: u64,
+        /// Exit 0 when the node answers at all, serving or not (liveness and start-up probes:
+        /// a node without a majority is alive, and a restart would not help it).
+        #[arg(long)]
+        live: bool,
     },
     /// Make the node key before the first start (the node would make it then), so the other
     /// members' configs and the trust files can name it. Prints `node_key=HEX` (for
@@ -76,14 +82,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    // `run` installs its logger once its config says how; every other command logs text.
+    if !matches!(cli.command, Command::Run { .. }) {
+        logging::init(LogFormat::Text, "");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,12 +107,19 @@ fn main() -> ExitCode {
             }
             Command::Run { config } => {
                 let cfg = NodeConfig::load(&config)?;
+                logging::init(cfg.log_format, &cfg.node_id);
                 ledger_node::server::run(cfg).await
             }
-            Command::Health { config, timeout } => {
+            Command::Health {
+                config,
+                timeout,
+                live,
+            } => {
+                use ledger_node::probe::{check, Probe};
                 let cfg = NodeConfig::load(&config)?;
-                ledger_node::probe::check(&cfg, std::time::Duration::from_secs(timeout)).await?;
-                println!("serving");
+                let probe = if live { Probe::Live } else { Probe::Ready };
+                check(&cfg, std::time::Duration::from_secs(timeout), probe).await?;
+                println!("{}", if live { "alive" } else { "serving" });
                 Ok(())
             }
             Command::NodeKey { data_dir, node_id } => {
@@ -120,9 +130,10 @@ fn main() -> ExitCode {
             Command::RebuildProjections { config } => {
                 let cfg = NodeConfig::load(&config)?;
                 let started = std::time::Instant::now();
-                let n = ledger_node::projection::rebuild_in(&cfg.data_dir, |done, total| {
-                    eprintln!("replayed {done} of {total} events");
-                })?;
+                let n =
+                    ledger_node::ledger::rebuild_projection_in(&cfg.data_dir, |done, total| {
+                        eprintln!("replayed {done} of {total} events");
+                    })?;
                 eprintln!(
                     "projection rebuilt from {n} events in {:.1} s",
                     started.elapsed().as_secs_f64()

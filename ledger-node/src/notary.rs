@@ -24,7 +24,6 @@ use std::time::{Duration, SystemTime};
 
 use ed25519_dalek::SigningKey;
 use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
-use ledger_core::envelope::parse_secret_key;
 use ledger_core::event::PublicKeyBytes;
 use ledger_core::kv;
 use ledger_core::projection::listed_indexes;
@@ -75,7 +74,16 @@ pub struct Notary {
     trust_cache: Mutex<Option<(SystemTime, Vec<NoteKey>)>>,
     /// The newest cosigned checkpoint (see [`Notary::spawn_refresher`]).
     cached: watch::Sender<Option<SignedNote>>,
+    /// When the cached checkpoint was made (for the metrics).
+    cached_at: Mutex<Option<std::time::Instant>>,
     wake: Notify,
+}
+
+/// The newest cosigned checkpoint, as the metrics see it.
+pub struct CheckpointState {
+    pub size: u64,
+    pub made: std::time::Instant,
+    pub missing: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,19 +93,10 @@ pub enum NotaryError {
 }
 
 pub fn load_or_create_key(path: &Path) -> Result<SigningKey, NotaryError> {
-    let fail = |message: String| NotaryError::Key {
+    ledger_client::keys::load_or_create(path).map_err(|e| NotaryError::Key {
         path: path.display().to_string(),
-        message,
-    };
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_secret_key(&text).map_err(|e| fail(e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            crate::dev::write_key_file(path, &key).map_err(|e| fail(e.to_string()))?;
-            Ok(key)
-        }
-        Err(e) => Err(fail(e.to_string())),
-    }
+        message: e.to_string(),
+    })
 }
 
 /// Makes (or keeps) `DATA_DIR/node.key` and writes `DATA_DIR/node.pub`, as the node does on
@@ -199,6 +198,7 @@ impl Notary {
             trust_file,
             trust_cache: Mutex::new(None),
             cached: watch::channel(None).0,
+            cached_at: Mutex::new(None),
             wake: Notify::new(),
         })
     }
@@ -218,6 +218,23 @@ impl Notary {
 
     pub fn forks(&self) -> Vec<String> {
         self.evidence.notes.lock().expect("lock").clone()
+    }
+
+    /// The peers asked to cosign.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The newest cosigned checkpoint's size, age and missing cosignatures, if there is one.
+    pub fn checkpoint_state(&self) -> Option<CheckpointState> {
+        let note = self.cached.borrow().clone()?;
+        let made = (*self.cached_at.lock().ok()?)?;
+        Some(CheckpointState {
+            size: note_size(&note)?,
+            made,
+            // Its own signature and one per peer make it whole.
+            missing: (self.peers.len() + 1).saturating_sub(note.signatures.len()),
+        })
     }
 
     /// Conflicting notes seen beyond the evidence limits.
@@ -313,7 +330,9 @@ impl Notary {
         let read = |e: kv::StoreFault| Status::internal(e.to_string());
         let size = records::read_head(store).map_err(read)?.size;
         if cp.size > size {
-            return Err(Status::failed_precondition(format!(
+            // Unavailable, the code for "try again": a peer's notary retries on it, and only on
+            // it (a fork is FailedPrecondition and ends the attempt).
+            return Err(Status::unavailable(format!(
                 "this node has applied {size} events, fewer than the checkpoint's {}; ask again later",
                 cp.size
             )));
@@ -416,6 +435,9 @@ impl Notary {
         match self.cosigned(store).await {
             Ok(note) => {
                 self.cached.send_replace(Some(note));
+                if let Ok(mut at) = self.cached_at.lock() {
+                    *at = Some(std::time::Instant::now());
+                }
             }
             Err(e) => tracing::warn!(error = %e.message(), "refreshing the cosigned checkpoint"),
         }
@@ -496,9 +518,8 @@ async fn ask_cosign(
         };
         match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Some(Ok(note))) => return SignedNote::parse(&note).ok(),
-            Ok(Some(Err(s)))
-                if s.code() == tonic::Code::FailedPrecondition
-                    && !s.message().starts_with("fork") => {}
+            // The peer has not applied that far yet.
+            Ok(Some(Err(s))) if s.code() == tonic::Code::Unavailable => {}
             Ok(Some(Err(s))) => {
                 tracing::warn!(peer = %url, error = %s.message(), "a peer refused to cosign");
                 return None;

@@ -25,8 +25,18 @@ pub fn local_address(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// Succeeds when the node answers SERVING within `timeout`.
-pub async fn check(config: &NodeConfig, timeout: Duration) -> anyhow::Result<()> {
+/// What a probe asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The node takes submissions now: SERVING (readiness).
+    Ready,
+    /// The process answers at all, SERVING or NOT_SERVING (liveness, start-up): a node cut off
+    /// from its majority is alive, and restarting it would not bring the majority back.
+    Live,
+}
+
+/// Succeeds when the node answers SERVING (or, for [`Probe::Live`], answers) within `timeout`.
+pub async fn check(config: &NodeConfig, timeout: Duration, probe: Probe) -> anyhow::Result<()> {
     let address = local_address(config.listen);
     let (url, transport) = match config.tls.mode {
         TlsMode::Plaintext => (format!("http://{address}"), Transport::Plaintext),
@@ -61,7 +71,7 @@ pub async fn check(config: &NodeConfig, timeout: Duration) -> anyhow::Result<()>
                 anyhow::anyhow!("the node at {url} answered {:?}: {}", s.code(), s.message())
             })?;
         let status = answer.into_inner().status;
-        if status == ServingStatus::Serving as i32 {
+        if status == ServingStatus::Serving as i32 || probe == Probe::Live {
             Ok(())
         } else {
             let name = ServingStatus::try_from(status)

@@ -83,37 +83,3 @@ pub fn ensure_current(store: &dyn Store) -> Result<(), StoreError> {
     tracing::info!(events = n, "projection rebuilt");
     Ok(())
 }
-
-/// Opens the stopped node's store under `dir`, verifies its log, and rebuilds the projection.
-pub fn rebuild_in(
-    dir: &std::path::Path,
-    progress: impl FnMut(u64, u64),
-) -> Result<u64, crate::ledger::LedgerError> {
-    let path = dir.join("store");
-    if !path.exists() {
-        return Err(StoreError::Io(format!(
-            "{} holds no ledger store; check the config's data_dir",
-            dir.display()
-        ))
-        .into());
-    }
-    let store = crate::store::SledStore::open(&path).map_err(|e| {
-        StoreError::Io(format!(
-            "{e} (is the node still running? stop it before rebuilding)"
-        ))
-    })?;
-    let (_, marked) =
-        crate::head_marker::HeadMarker::open(&dir.join("head")).map_err(|source| {
-            crate::ledger::LedgerError::Marker {
-                path: dir.join("head").display().to_string(),
-                source,
-            }
-        })?;
-    crate::ledger::verify_log(&store, marked).map_err(|why| {
-        crate::ledger::LedgerError::Integrity {
-            dir: dir.display().to_string(),
-            why,
-        }
-    })?;
-    Ok(rebuild(&store, progress)?)
-}

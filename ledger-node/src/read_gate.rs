@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use ledger_core::envelope::{read_message, LedgerId, ReadScope, READ_NONCE_BYTES};
 use ledger_core::event::PublicKeyBytes;
+use ledger_core::kv::StateRead;
 use ledger_core::records::KeyRecord;
+use ledger_core::schema as keys;
 use ledger_proto::node as pb;
 use tonic::Status;
 
 use crate::ledger::{now, Ledger};
 use crate::limits::MAX_LIVE_READ_TOKENS;
-use crate::service::{signed_by_key, READ_TOKEN_WINDOW_SECONDS};
 
 /// A used token: its key and nonce.
 type Used = [u8; 32 + READ_NONCE_BYTES];
@@ -54,6 +55,50 @@ impl Seen {
         self.order.push_back((now, used));
         Ok(true)
     }
+}
+
+/// How far a read token's issued_at may be from the node's clock.
+pub const READ_TOKEN_WINDOW_SECONDS: i64 = 5 * 60;
+
+/// Checks that a registered, unrevoked key signed `message` (which embeds `issued_at`) within
+/// [`READ_TOKEN_WINDOW_SECONDS`] of the node's clock; returns the key and its record.
+pub(crate) fn signed_by_key(
+    ledger: &Ledger,
+    public_key: &[u8],
+    issued_at: i64,
+    signature: &[u8],
+    message: &[u8],
+) -> Result<(PublicKeyBytes, KeyRecord), Status> {
+    let pk = PublicKeyBytes::from_slice(public_key).map_err(Status::invalid_argument)?;
+    let skew = (now().unix_seconds() - issued_at).abs();
+    if skew > READ_TOKEN_WINDOW_SECONDS {
+        return Err(Status::unauthenticated(format!(
+            "token issued {skew} s away from the node's clock (limit {READ_TOKEN_WINDOW_SECONDS} s); check the clocks"
+        )));
+    }
+    let rec: KeyRecord = match ledger
+        .store()
+        .get(&keys::key(&pk))
+        .map_err(|e| Status::internal(e.0))?
+    {
+        Some(b) => serde_json::from_slice(&b).map_err(|e| Status::internal(e.to_string()))?,
+        None => {
+            return Err(Status::permission_denied(format!(
+                "key {pk} is not registered on this ledger"
+            )))
+        }
+    };
+    if rec.revoked_at.is_some() {
+        return Err(Status::permission_denied(format!("key {pk} was revoked")));
+    }
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.0)
+        .map_err(|_| Status::unauthenticated("bad public key"))?;
+    let sig: [u8; 64] = signature
+        .try_into()
+        .map_err(|_| Status::unauthenticated("token signature must be 64 bytes"))?;
+    vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
+        .map_err(|_| Status::unauthenticated("token signature does not verify"))?;
+    Ok((pk, rec))
 }
 
 /// One per node, shared by the services that serve reads.

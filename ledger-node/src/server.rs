@@ -8,27 +8,15 @@ use ledger_proto::node::ledger_server::LedgerServer;
 
 use crate::config::{load_genesis, NodeConfig, TlsMode};
 use crate::ledger::Ledger;
+use crate::raft::{MemberKeys, Net};
 use crate::service::{NodeService, MAX_MESSAGE_BYTES};
-use crate::tls::{MemberKeys, Net, NodeTls};
+use crate::signals::shutdown_signal;
+use crate::tls::NodeTls;
 use ledger_client::transport::{NodeKey, PinnedClient, Pins, Transport};
 
 /// How long in-flight requests get to finish after SIGTERM before idle or slow connections are
 /// dropped. Appends are atomic, so a request cut off here was simply never acknowledged.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Installs the SIGTERM and SIGINT handlers now (so a signal that arrives during start-up is not
-/// fatal) and resolves when either arrives.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    }
-}
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let stop = shutdown_signal();
@@ -57,24 +45,20 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(node = %config.node_id, jurisdiction = %config.jurisdiction, log_size = head.size, "store verified");
     let ledger = Arc::new(ledger);
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<LedgerServer<NodeService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the reflection service")?;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Arc::new(crate::health::Health::start(reporter, ledger.raft().cloned()).await);
     let gate = Arc::new(crate::read_gate::ReadGate::new(
         ledger.clone(),
         &config.node_id,
     ));
-    let service = LedgerServer::new(NodeService::new(
+    let node_service = Arc::new(NodeService::new(
         ledger.clone(),
         config.clone(),
         gate.clone(),
-    ))
-    .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    ));
+    let service = LedgerServer::from_arc(node_service.clone())
+        .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let notary = Arc::new(
         crate::notary::Notary::open(
             &config.data_dir,
@@ -87,9 +71,21 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     );
     notary.spawn_refresher(ledger.clone());
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
-    let rights = ledger_proto::rights::rights_server::RightsServer::new(
-        crate::rights::RightsService::new(ledger.clone(), notary, gate),
-    );
+    if let Some(address) = config.metrics_listen {
+        let scraped = crate::metrics::Scraped {
+            ledger: ledger.clone(),
+            notary: notary.clone(),
+            health: health.clone(),
+        };
+        crate::metrics::serve(address, scraped).await?;
+    }
+    let rights_service = Arc::new(crate::rights::RightsService::new(
+        ledger.clone(),
+        notary,
+        gate,
+    ));
+    let rights =
+        ledger_proto::rights::rights_server::RightsServer::from_arc(rights_service.clone());
 
     let admin = ledger_proto::admin::admin_server::AdminServer::new(
         crate::admin::AdminService::new(ledger.clone()),
@@ -107,11 +103,25 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         None => None,
     };
     tracing::info!(address = %config.listen, tls = acceptor.is_some(), "serving");
+    let (http_stop, http) = serve_http(
+        &config,
+        crate::http::HttpApi {
+            ledger: ledger.clone(),
+            node: node_service,
+            rights: rights_service,
+        },
+        net.tls
+            .as_ref()
+            .map(|tls| tls.http_acceptor())
+            .transpose()?,
+    )
+    .await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         crate::limits::public_server()
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1()?)
+            .add_service(reflection_v1alpha()?)
             .add_service(service)
             .add_service(rights)
             .add_service(admin)
@@ -121,7 +131,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     );
     stop.await;
     tracing::info!("stopping: finishing in-flight requests");
+    health.shutting_down().await;
     let _ = stop_tx.send(());
+    let _ = http_stop.send(());
+    if let Some(http) = http {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
+    }
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(result) => result.context("gRPC server task")?.context("gRPC server")?,
         Err(_) => {
@@ -133,6 +148,63 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the HTTP/JSON API when the config asks for it (`http_listen`), over TLS when the
+/// public port is; stops accepting when the returned sender fires.
+async fn serve_http(
+    config: &NodeConfig,
+    api: crate::http::HttpApi,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let Some(address) = config.http_listen else {
+        return Ok((tx, None));
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening for HTTP on {address}"))?;
+    tracing::info!(%address, tls = acceptor.is_some(), "serving the HTTP/JSON API");
+    let stop = async move {
+        let _ = rx.await;
+    };
+    Ok((
+        tx,
+        Some(tokio::spawn(crate::http::serve(
+            api, listener, acceptor, stop,
+        ))),
+    ))
+}
+
+/// gRPC server reflection (v1, and v1alpha for clients such as Python's grpcio-reflection) of
+/// the public services only: the internal Raft service is served on its own port, to members.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ledger_proto::PUBLIC_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+fn reflection_v1() -> anyhow::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    reflection_builder()
+        .build_v1()
+        .context("building the reflection service (v1)")
+}
+
+fn reflection_v1alpha() -> anyhow::Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+> {
+    reflection_builder()
+        .build_v1alpha()
+        .context("building the reflection service (v1alpha)")
 }
 
 /// Opens the ledger under Raft, serves the internal Raft service on `[raft] listen`, and lets the

@@ -9,7 +9,7 @@ use ledger_core::event::{EventKind, Hash32, PublicKeyBytes, Role};
 use ledger_core::kv::StateRead;
 use ledger_core::limits::MAX_SIGNED_AHEAD_SECONDS;
 use ledger_core::merkle;
-use ledger_core::records::{self, KeyRecord, StoredRecord};
+use ledger_core::records::{self, StoredRecord};
 use ledger_core::refusal::Refusal;
 use ledger_core::schema as keys;
 use ledger_core::state;
@@ -23,12 +23,9 @@ use crate::raft::OutcomeRecord;
 use crate::read_gate::ReadGate;
 use crate::store::{Store, StoreError};
 
+pub use crate::limits::MAX_MESSAGE_BYTES;
 pub use crate::limits::MAX_SUBMIT_EVENTS;
-/// Largest gRPC response (a page of large payrolls). Requests are bounded by
-/// `limits::MAX_SUBMIT_BYTES`.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-/// How far a read token's issued_at may be from the node's clock.
-pub const READ_TOKEN_WINDOW_SECONDS: i64 = 5 * 60;
+pub use crate::read_gate::READ_TOKEN_WINDOW_SECONDS;
 /// Default and largest page of a worker's events.
 pub const DEFAULT_PAGE: usize = 200;
 pub const MAX_PAGE: usize = 2000;
@@ -185,47 +182,6 @@ impl NodeService {
     }
 }
 
-/// Checks that a registered, unrevoked key signed `message` (which embeds `issued_at`) within
-/// [`READ_TOKEN_WINDOW_SECONDS`] of the node's clock; returns the key and its record.
-pub(crate) fn signed_by_key(
-    ledger: &Ledger,
-    public_key: &[u8],
-    issued_at: i64,
-    signature: &[u8],
-    message: &[u8],
-) -> Result<(PublicKeyBytes, KeyRecord), Status> {
-    let pk = PublicKeyBytes::from_slice(public_key).map_err(Status::invalid_argument)?;
-    let skew = (now().unix_seconds() - issued_at).abs();
-    if skew > READ_TOKEN_WINDOW_SECONDS {
-        return Err(Status::unauthenticated(format!(
-            "token issued {skew} s away from the node's clock (limit {READ_TOKEN_WINDOW_SECONDS} s); check the clocks"
-        )));
-    }
-    let rec: KeyRecord = match ledger
-        .store()
-        .get(&keys::key(&pk))
-        .map_err(|e| Status::internal(e.0))?
-    {
-        Some(b) => serde_json::from_slice(&b).map_err(|e| Status::internal(e.to_string()))?,
-        None => {
-            return Err(Status::permission_denied(format!(
-                "key {pk} is not registered on this ledger"
-            )))
-        }
-    };
-    if rec.revoked_at.is_some() {
-        return Err(Status::permission_denied(format!("key {pk} was revoked")));
-    }
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.0)
-        .map_err(|_| Status::unauthenticated("bad public key"))?;
-    let sig: [u8; 64] = signature
-        .try_into()
-        .map_err(|_| Status::unauthenticated("token signature must be 64 bytes"))?;
-    vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
-        .map_err(|_| Status::unauthenticated("token signature does not verify"))?;
-    Ok((pk, rec))
-}
-
 impl NodeService {
     /// The stored event as sent to a reader; for a batch with `positions`, only those lines and
     /// their Merkle proofs, never the other workers' lines.
@@ -245,13 +201,12 @@ impl NodeService {
     }
 }
 
-#[tonic::async_trait]
-impl ledger_server::Ledger for NodeService {
-    async fn submit(
+impl NodeService {
+    /// Submit without the counting: verify, refuse at the edge, append, answer in order.
+    async fn submit_events(
         &self,
-        request: Request<pb::SubmitRequest>,
-    ) -> Result<Response<pb::SubmitResponse>, Status> {
-        let events = request.into_inner().events;
+        events: Vec<ledger_core::pb::Envelope>,
+    ) -> Result<pb::SubmitResponse, Status> {
         if events.len() > MAX_SUBMIT_EVENTS {
             return Err(Status::invalid_argument(format!(
                 "{} events in one request exceed the limit of {MAX_SUBMIT_EVENTS}; split the batch",
@@ -305,7 +260,38 @@ impl ledger_server::Ledger for NodeService {
                 }
             })
             .collect();
-        Ok(Response::new(pb::SubmitResponse { outcomes }))
+        Ok(pb::SubmitResponse { outcomes })
+    }
+}
+
+#[tonic::async_trait]
+impl ledger_server::Ledger for NodeService {
+    async fn submit(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let started = std::time::Instant::now();
+        let events = request.into_inner().events;
+        let count = events.len();
+        let answer = self.submit_events(events).await;
+        let metrics = crate::metrics::get();
+        match &answer {
+            Ok(response) => {
+                let refused: Vec<Option<&'static str>> = response
+                    .outcomes
+                    .iter()
+                    .map(|o| match &o.result {
+                        Some(pb::outcome::Result::Refusal(r)) => {
+                            Some(crate::metrics::refusal_code(&r.code))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                metrics.count_submit(count, Ok(&refused), started.elapsed());
+            }
+            Err(status) => metrics.count_submit(count, Err(status.code()), started.elapsed()),
+        }
+        answer.map(Response::new)
     }
 
     /// One whole event, for an agency key or a key that signed it. The token names the event
@@ -419,6 +405,7 @@ impl ledger_server::Ledger for NodeService {
         match (self.ledger.raft(), &self.config.raft) {
             (Some(raft), Some(cfg)) => {
                 let m = raft.metrics().borrow().clone();
+                replication.leader_id = m.current_leader.unwrap_or(0);
                 leader = m.current_leader.map_or_else(
                     || "none (election under way)".to_string(),
                     |l| format!("raft {l}"),
@@ -480,7 +467,7 @@ impl ledger_server::Ledger for NodeService {
 
 /// The commit index as the leader knows it: the highest log index a majority of voters holds
 /// (the leader counts its own last log index). 0 on a follower.
-fn commit_index(
+pub(crate) fn commit_index(
     m: &openraft::RaftMetrics<u64, crate::raft::LedgerNode>,
     voters: &std::collections::BTreeSet<u64>,
 ) -> u64 {

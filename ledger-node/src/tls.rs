@@ -4,7 +4,6 @@
 //! carries each member's), not by a certificate authority: see ARCHITECTURE.md, "Trust model:
 //! transport".
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -18,8 +17,6 @@ use ledger_client::transport::{self, Identity, NodeKey, PinnedClient, Pins, Tran
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-
-use crate::raft::{LedgerNode, NodeId, TypeConfig};
 
 /// A connection must finish its TLS handshake within this, so a silent client cannot hold a
 /// handshake slot.
@@ -84,6 +81,24 @@ impl NodeTls {
     /// A TLS server: peers must present a pinned certificate when `clients` is mandatory.
     /// A client that offers ed25519 gets the node-key certificate; any other gets the P-256 one.
     pub fn acceptor(&self, clients: PinnedClient) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        self.acceptor_for(clients, &[b"h2"])
+    }
+
+    /// The acceptor of the HTTP/JSON API: clients are anonymous, and HTTP/1.1 clients (scripts,
+    /// browsers through a proxy) are served as well as HTTP/2 ones.
+    pub fn http_acceptor(&self) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        let anyone = PinnedClient {
+            pins: ledger_client::transport::Pins::dynamic(|_| true),
+            mandatory: false,
+        };
+        self.acceptor_for(anyone, &[b"h2", b"http/1.1"])
+    }
+
+    fn acceptor_for(
+        &self,
+        clients: PinnedClient,
+        alpn: &[&[u8]],
+    ) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
         let certified = |id: &Identity| -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
             let key = transport::provider()
                 .key_provider
@@ -101,7 +116,7 @@ impl NodeTls {
                 ed25519: certified(&self.identity)?,
                 p256: certified(&self.p256)?,
             }));
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 }
@@ -311,97 +326,6 @@ pub fn incoming(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
-}
-
-/// Node keys of the members: the Raft membership's (`LedgerNode::node_key`), else the
-/// `[[raft.members]] node_key` of the config (memberships written before node keys existed).
-#[derive(Clone, Default)]
-pub struct MemberKeys {
-    configured: BTreeMap<NodeId, NodeKey>,
-}
-
-impl MemberKeys {
-    pub fn new(configured: BTreeMap<NodeId, NodeKey>) -> MemberKeys {
-        MemberKeys { configured }
-    }
-
-    pub fn key_of(&self, id: NodeId, node: &LedgerNode) -> Option<NodeKey> {
-        transport::parse_node_key(&node.node_key)
-            .ok()
-            .or_else(|| self.configured.get(&id).copied())
-    }
-
-    /// The members whose node key is `key`: of the current membership, or, while this node
-    /// has none yet (a new cluster, or a node waiting to be added), of its config.
-    pub fn members_with(&self, raft: &openraft::Raft<TypeConfig>, key: &NodeKey) -> Vec<NodeId> {
-        let m = raft.metrics().borrow().membership_config.clone();
-        if m.membership().nodes().next().is_none() {
-            return self
-                .configured
-                .iter()
-                .filter(|(_, k)| *k == key)
-                .map(|(id, _)| *id)
-                .collect();
-        }
-        m.membership()
-            .nodes()
-            .filter(|(id, n)| self.key_of(**id, n).as_ref() == Some(key))
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// Pins accepting the node key of any member (as [`MemberKeys::members_with`] finds them).
-    pub fn any_member(&self, raft: &openraft::Raft<TypeConfig>) -> Pins {
-        let raft = raft.clone();
-        let keys = self.clone();
-        Pins::dynamic(move |k| !keys.members_with(&raft, k).is_empty())
-    }
-
-    /// Pins accepting exactly the node key of member `id` (`node` as the membership has it).
-    pub fn exactly(&self, id: NodeId, node: &LedgerNode) -> Option<Pins> {
-        self.key_of(id, node).map(|k| Pins::keys([k]))
-    }
-}
-
-/// How this node reaches its peers: plaintext (`[tls] mode = "plaintext"`, loopback only), or
-/// mutual TLS pinned to the member's node key.
-#[derive(Clone, Default)]
-pub struct Net {
-    pub tls: Option<Arc<NodeTls>>,
-    pub keys: MemberKeys,
-}
-
-impl Net {
-    /// The transport to member `id` (`node` as the membership records it).
-    pub fn to_member(&self, id: NodeId, node: &LedgerNode) -> Result<Transport, String> {
-        let Some(tls) = &self.tls else {
-            return Ok(Transport::Plaintext);
-        };
-        let pins = self.keys.exactly(id, node).ok_or_else(|| {
-            format!(
-                "member {id} has no node key in the membership or in [[raft.members]]; add its \
-                 node_key to this node's config"
-            )
-        })?;
-        Ok(tls.outgoing(pins))
-    }
-
-    /// The transport to member `id` of the current membership.
-    pub fn to_current(
-        &self,
-        raft: &openraft::Raft<TypeConfig>,
-        id: NodeId,
-    ) -> Result<Transport, String> {
-        let node = raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .cloned()
-            .unwrap_or_default();
-        self.to_member(id, &node)
-    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,12 @@ pub mod raft {
     tonic::include_proto!("ledger.v1.raft");
 }
 
-/// The encoded file descriptor set of every ledger proto, for gRPC server reflection.
+/// The encoded file descriptor set of every ledger proto, the internal Raft service included.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));
+
+/// The encoded file descriptor set of the public services (Ledger, Rights, Admin and the event
+/// messages they carry), for gRPC server reflection on the public port: the Raft service is
+/// neither served nor described there.
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/public_descriptor.bin"));

@@ -173,13 +173,18 @@ impl TestLedger {
     }
 
     pub fn start() -> TestLedger {
+        Self::start_with("")
+    }
+
+    /// Like [`TestLedger::start`], with `extra` lines (top-level keys) in the node config.
+    pub fn start_with(extra: &str) -> TestLedger {
         let dir = tempfile::tempdir().expect("tempdir");
         make_genesis(dir.path(), "pcl-test");
         let port = free_port();
         std::fs::write(
             dir.path().join("node.toml"),
             format!(
-                "node_id = \"node-1\"\njurisdiction = \"CN-44\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\ngenesis = \"genesis.toml\"\n"
+                "node_id = \"node-1\"\njurisdiction = \"CN-44\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\ngenesis = \"genesis.toml\"\n{extra}\n"
             ),
         )
         .unwrap();
@@ -557,6 +562,16 @@ impl TestCluster {
 
     /// A cluster placed as `layout` says, with extra keys in every node's `[raft]` section.
     pub fn start_on(layout: Layout, raft_extra: &str) -> TestCluster {
+        Self::start_configured(layout, raft_extra, &|_| String::new())
+    }
+
+    /// Like [`TestCluster::start_on`], with `node_extra(i)` (top-level keys) in node `i`'s
+    /// config.
+    pub fn start_configured(
+        layout: Layout,
+        raft_extra: &str,
+        node_extra: &dyn Fn(usize) -> String,
+    ) -> TestCluster {
         let n = layout.hosts.len();
         let dir = tempfile::tempdir().expect("tempdir");
         make_genesis(dir.path(), "pcl-cluster-test");
@@ -576,7 +591,8 @@ impl TestCluster {
         }
         for i in 0..n {
             let config = format!(
-                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"{host}:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\ntrust = \"trust.txt\"\n\n[raft]\nid = {id}\nlisten = \"{host}:{raft}\"\n{raft_extra}\n{members}",
+                "node_id = \"node-{id}\"\njurisdiction = \"CN-44\"\nlisten = \"{host}:{port}\"\ndata_dir = \"node-{id}\"\ngenesis = \"genesis.toml\"\ntrust = \"trust.txt\"\n{node_extra}\n\n[raft]\nid = {id}\nlisten = \"{host}:{raft}\"\n{raft_extra}\n{members}",
+                node_extra = node_extra(i),
                 id = i + 1,
                 host = layout.hosts[i],
                 port = layout.public_ports[i],

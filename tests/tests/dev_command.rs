@@ -69,32 +69,33 @@ fn dev_creates_keys_and_client_config_and_restarts_with_its_data() {
         });
     }
 
-    // The standard gRPC health service answers SERVING.
-    // The runtime (and with it the connection) is gone before the node is stopped.
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let transport = ledger_client::transport::ClientTrust::load(&client_toml_path)
-                .unwrap()
-                .transport_for(&url)
-                .unwrap();
-            let channel = ledger_client::transport::channel(&url, &transport)
-                .await
-                .unwrap();
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-            let r = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .unwrap();
-            assert_eq!(
-                r.into_inner().status,
-                tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-            );
-        });
+    // The standard gRPC health service answers SERVING (once the leader has heard from a
+    // majority). The runtime (and with it the connection) is gone before the node is stopped.
+    let serving = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let transport = ledger_client::transport::ClientTrust::load(&client_toml_path)
+                    .unwrap()
+                    .transport_for(&url)
+                    .unwrap();
+                let channel = ledger_client::transport::channel(&url, &transport)
+                    .await
+                    .unwrap();
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                let r = health
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .unwrap();
+                r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            })
+    };
+    wait_for("the health service to say SERVING", serving);
 
     // Register a person with the dev agency key, stop, start again: same ledger, same data.
     let agency = dir.path().join("keys").join("CN-51.key");

@@ -432,6 +432,7 @@ fn every_receipt_follows_a_sync_of_the_store_and_the_head_marker() {
         .unwrap();
     let ids: Vec<Hash32> = rt.block_on(async {
         let mut client = Client::connect(&url).await.unwrap();
+        let ledger = client.ledger_id().await.unwrap();
         let mut ids = Vec::new();
         // One request at a time: each receipt must have a sync of its own since the last.
         for i in 0..12 {
@@ -441,7 +442,7 @@ fn every_receipt_follows_a_sync_of_the_store_and_the_head_marker() {
                 kind,
             };
             let out = client
-                .submit(vec![Envelope::sign(&body, &[&agency])])
+                .submit(vec![Envelope::sign(&ledger, &body, &[&agency])])
                 .await
                 .unwrap();
             match &out[..] {

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod members;
 pub mod network;
 pub mod snapshot;
 pub mod state_machine;
@@ -21,6 +22,7 @@ pub mod wire;
 use serde::{Deserialize, Serialize};
 
 pub use log_store::RaftLogStore;
+pub use members::{MemberKeys, Net};
 pub use state_machine::LedgerStateMachine;
 
 /// Raft node ids: one per node of a jurisdiction's agency.

@@ -33,7 +33,7 @@ pub const MAX_RAFT_MESSAGE_BYTES: usize = crate::limits::MAX_RAFT_MESSAGE_BYTES;
 /// TLS each connection accepts only the target's node key and presents this node's.
 #[derive(Clone, Default)]
 pub struct GrpcNetwork {
-    pub net: crate::tls::Net,
+    pub net: crate::raft::Net,
 }
 
 pub struct PeerConnection {
@@ -139,7 +139,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
 /// itself.
 pub struct RaftService {
     raft: openraft::Raft<TypeConfig>,
-    net: crate::tls::Net,
+    net: crate::raft::Net,
     /// Checks a received snapshot before openraft is given it.
     state: LedgerStateMachine,
     /// The snapshot being received: chunks arrive in order, one stream at a time.
@@ -157,7 +157,7 @@ impl RaftService {
     pub fn server(
         raft: openraft::Raft<TypeConfig>,
         state: LedgerStateMachine,
-        net: crate::tls::Net,
+        net: crate::raft::Net,
     ) -> raft_server::RaftServer<RaftService> {
         raft_server::RaftServer::new(RaftService {
             raft,
@@ -425,7 +425,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let server = RaftService::server(raft.clone(), sm, crate::tls::Net::default());
+        let server = RaftService::server(raft.clone(), sm, crate::raft::Net::default());
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(server)

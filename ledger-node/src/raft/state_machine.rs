@@ -27,7 +27,7 @@ use openraft::{
 use prost::Message;
 
 use super::snapshot::{self as snap, Staged};
-use super::{record, refused, LedgerRequest, LedgerResponse, NodeId, TypeConfig};
+use super::{record, refused, LedgerRequest, LedgerResponse, NodeId, OutcomeRecord, TypeConfig};
 use crate::head_marker::HeadMarker;
 use crate::store::{durable, SledStore, Store};
 
@@ -96,6 +96,18 @@ fn write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
 }
 
+/// The stamp of the last appended event; `None` in an empty log.
+fn last_stamp(view: &dyn StateRead) -> std::result::Result<Option<Instant>, StoreFault> {
+    let head = records::read_head(view)?;
+    if head.size == 0 {
+        return Ok(None);
+    }
+    let bytes = view
+        .get(&ledger_core::schema::event(head.size))?
+        .ok_or_else(|| StoreFault(format!("event {} is missing under the head", head.size)))?;
+    Ok(Some(records::StoredRecord::decode(&bytes)?.stamp))
+}
+
 /// Applies one ledger request on `view`: the same bytes give the same outcomes and writes on
 /// every node. Envelopes are opened again (signatures included): a follower does not take the
 /// leader's word for them.
@@ -111,6 +123,13 @@ fn apply_request(
             },
             Writes::new(),
         ));
+    };
+    // Stamps never go backwards in the log, whatever the clocks of successive leaders: an entry
+    // stamped before the last event is applied at the last event's stamp. A pure function of
+    // the log, so every node applies the same stamp.
+    let stamp = match last_stamp(view)? {
+        Some(last) if last > stamp => last,
+        _ => stamp,
     };
     let ledger = records::read_ledger_id(view)?;
     let opened: Vec<std::result::Result<VerifiedEvent, Refusal>> = req
@@ -134,7 +153,19 @@ fn apply_request(
             Err(refusal) => refused(refusal),
             Ok(_) => record(outcomes.next().expect("an outcome per verified event")),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // Counted when decided; a batch that then fails to commit stops the node.
+    crate::metrics::get().count_applied(opened.iter().zip(&records).filter_map(|(o, r)| {
+        match (o, r) {
+            (
+                Ok(v),
+                OutcomeRecord::Appended {
+                    duplicate: false, ..
+                },
+            ) => Some(&v.envelope),
+            _ => None,
+        }
+    }));
     Ok((LedgerResponse { outcomes: records }, applied.writes))
 }
 
@@ -511,7 +542,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{OutcomeRecord, RaftLogStore};
+    use crate::raft::RaftLogStore;
     use openraft::testing::{StoreBuilder, Suite};
 
     struct Builder;
@@ -628,6 +659,31 @@ mod tests {
         );
         assert_eq!(records::read_head(store_a.as_ref()).unwrap().size, 5);
         assert_eq!(sm_a.applied_state().await.unwrap().0, Some(all[4].log_id));
+    }
+
+    #[tokio::test]
+    async fn an_entry_stamped_before_the_last_event_is_applied_at_the_last_stamp() {
+        // A new leader whose clock is behind the old one's: its entry may not move the log's
+        // time backwards, and every node applies the same stamp.
+        let (_d, store, mut sm) = fresh();
+        let mut all = entries();
+        for (e, seconds) in all.iter_mut().zip([100, 200, 50, 300, 300]) {
+            if let EntryPayload::Normal(req) = &mut e.payload {
+                req.stamp_seconds += seconds;
+            }
+        }
+        let out = sm.apply(all).await.unwrap();
+        let stamps: Vec<i64> = out
+            .iter()
+            .map(|r| match &r.outcomes[0] {
+                OutcomeRecord::Appended { stamp_seconds, .. } => *stamp_seconds,
+                other => panic!("not appended: {other:?}"),
+            })
+            .collect();
+        assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+        assert_eq!(stamps[2], stamps[1], "the late entry takes the last stamp");
+        let last = last_stamp(store.as_ref()).unwrap().unwrap();
+        assert_eq!(last.unix_seconds(), stamps[4]);
     }
 
     /// A snapshot file's parts: header and records (index, seconds, nanos, envelope).

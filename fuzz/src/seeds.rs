@@ -336,6 +336,7 @@ fn genesis() -> Genesis {
             },
         ],
         authority_quorum: None,
+        members: Vec::new(),
     }
 }
 

@@ -153,6 +153,16 @@ pub enum Command {
     },
     /// The node's view of the ledger: members, leader, log size, head.
     Status,
+    /// Fetch the verifiers' trust file from a node: the genesis is fetched, checked against the
+    /// genesis hash the agencies compared, and its members' checkpoint keys written to --out.
+    Trust {
+        /// The genesis hash (64 hex digits, `ledger-node ceremony hash`).
+        #[arg(long)]
+        genesis_hash: String,
+        /// Where to write the trust file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Load generator: registers employers and persons, then submits signed payroll
     /// declarations from concurrent clients; reports lines/s and latency percentiles.
     Bench(BenchArgs),

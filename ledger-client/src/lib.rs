@@ -429,6 +429,34 @@ impl Client {
             .into_inner())
     }
 
+    /// The genesis the node was created with (its canonical form), checked to hash to
+    /// `expected`: the genesis hash the agencies compared out of band. A node is not trusted
+    /// for the genesis itself; only the hash is.
+    pub async fn genesis(
+        &mut self,
+        expected: LedgerId,
+    ) -> Result<ledger_core::genesis::Genesis, ClientError> {
+        use ledger_proto::admin::{admin_client::AdminClient, GenesisRequest};
+        let mut admin = AdminClient::new(self.channel.clone());
+        let json = admin
+            .genesis(GenesisRequest {})
+            .await?
+            .into_inner()
+            .genesis_json;
+        let genesis: ledger_core::genesis::Genesis = serde_json::from_slice(&json)
+            .map_err(|e| ClientError::Invalid(format!("the node's genesis is malformed: {e}")))?;
+        genesis.validate().map_err(ClientError::Invalid)?;
+        if genesis.ledger_id() != expected {
+            return Err(ClientError::Invalid(format!(
+                "the node's genesis hashes to {}, not to the {} given: it is another ledger's, \
+                 or the hash was mistyped; nothing written",
+                genesis.hash().to_hex(),
+                expected.0.to_hex()
+            )));
+        }
+        Ok(genesis)
+    }
+
     /// Asks the node to cosign a checkpoint note.
     pub async fn cosign(&mut self, note: &str) -> Result<String, ClientError> {
         Ok(self

@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use ledger_client::bench::BenchReport;
 use ledger_client::report::{
-    ActDone, ActShown, Audit, EventRecord, ProofChecked, StatementWritten, Status, Verified,
+    ActDone, ActShown, Audit, EventRecord, ProofChecked, StatementWritten, Status, TrustWritten,
+    Verified,
 };
 use serde_json::Value;
 
@@ -564,5 +565,15 @@ pub fn bench(r: &BenchReport) -> String {
         r.batch,
         r.lines_per_declaration,
         r.concurrency
+    )
+}
+
+pub fn trust_written(d: &TrustWritten) -> String {
+    format!(
+        "wrote {}: {} node keys of ledger {}, quorum {}\n",
+        d.trust.display(),
+        d.nodes,
+        d.ledger,
+        d.quorum
     )
 }

@@ -225,6 +225,17 @@ pub struct ProofChecked {
     pub verified: bool,
 }
 
+/// `trust`: the trust file written from a node's genesis.
+#[derive(Debug, Serialize)]
+pub struct TrustWritten {
+    pub trust: PathBuf,
+    pub nodes: usize,
+    pub quorum: usize,
+    /// The ledger's name, for the text form.
+    #[serde(skip)]
+    pub ledger: String,
+}
+
 /// `audit`: every node's checkpoint and the forks between them.
 #[derive(Debug, Serialize)]
 pub struct Audit {

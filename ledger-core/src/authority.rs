@@ -241,6 +241,7 @@ mod tests {
             ledger: "t".into(),
             jurisdictions: vec![j("CN-44", 1)],
             authority_quorum: None,
+            members: Vec::new(),
         };
         assert_eq!(Authority::of(&g).quorum, 1);
         g.jurisdictions.push(j("CN-33", 2));

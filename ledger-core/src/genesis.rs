@@ -18,6 +18,25 @@ pub struct Genesis {
     /// a genesis written before this field existed does not change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority_quorum: Option<u32>,
+    /// The initial Raft members with their node identities, as a genesis ceremony assembles
+    /// them (`ledger-node ceremony assemble`), so that comparing the genesis hash also
+    /// compares every node key. Left out of the canonical form when empty, like
+    /// `authority_quorum`, so genesis files written without it keep their hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<GenesisMember>,
+}
+
+/// One initial member of a replicated ledger: its Raft id, the name its checkpoint signatures
+/// carry, the jurisdiction whose agency runs it, where it is reached, and its node key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisMember {
+    pub id: u64,
+    pub node_id: String,
+    pub jurisdiction: Jurisdiction,
+    pub public_address: String,
+    pub raft_address: String,
+    pub node_key: PublicKeyBytes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +84,7 @@ impl Genesis {
                 }
             }
         }
+        self.validate_members(&codes)?;
         if let Some(m) = self.authority_quorum {
             let n = self.jurisdictions.len();
             if m == 0 || m as usize > n {
@@ -75,6 +95,71 @@ impl Genesis {
             }
         }
         Ok(())
+    }
+
+    /// Members: unique ids, names and keys, each of a genesis jurisdiction, each key a usable
+    /// ed25519 key (it signs checkpoints and is pinned by TLS peers).
+    fn validate_members(
+        &self,
+        codes: &std::collections::BTreeSet<&Jurisdiction>,
+    ) -> Result<(), String> {
+        let mut ids = std::collections::BTreeSet::new();
+        let mut names = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        for m in &self.members {
+            let name = &m.node_id;
+            if m.id == 0 || !ids.insert(m.id) {
+                return Err(format!(
+                    "genesis: member {name}: Raft id {} is 0 or listed twice",
+                    m.id
+                ));
+            }
+            crate::checkpoint::NoteKey::new(name, m.node_key)
+                .map_err(|e| format!("genesis: member {name}: {}", e.0))?;
+            if !names.insert(name) {
+                return Err(format!("genesis: member {name} listed twice"));
+            }
+            if !keys.insert(m.node_key) {
+                return Err(format!(
+                    "genesis: member {name}: node key {} listed twice",
+                    m.node_key
+                ));
+            }
+            if !codes.contains(&m.jurisdiction) {
+                return Err(format!(
+                    "genesis: member {name}: jurisdiction {} is not a genesis jurisdiction",
+                    m.jurisdiction
+                ));
+            }
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(&m.node_key.0)
+                .map_err(|_| format!("genesis: member {name}: not an ed25519 node key"))?;
+            if vk.is_weak() {
+                return Err(format!("genesis: member {name}: weak node key"));
+            }
+            if m.public_address.is_empty() || m.raft_address.is_empty() {
+                return Err(format!("genesis: member {name}: an address is empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The verifiers' trust file of the initial members (each member's jurisdiction and
+    /// checkpoint verifier key), a majority of them the quorum. `None` without members.
+    pub fn trust(&self) -> Option<crate::checkpoint::Trust> {
+        let nodes: Vec<crate::checkpoint::TrustedNode> = self
+            .members
+            .iter()
+            .filter_map(|m| {
+                Some(crate::checkpoint::TrustedNode {
+                    key: crate::checkpoint::NoteKey::new(&m.node_id, m.node_key).ok()?,
+                    jurisdiction: Some(m.jurisdiction.to_string()),
+                })
+            })
+            .collect();
+        (!nodes.is_empty()).then(|| crate::checkpoint::Trust {
+            quorum: nodes.len() / 2 + 1,
+            nodes,
+        })
     }
 
     /// The ledger's id: its genesis hash, which every event's signatures and id include.
@@ -116,7 +201,51 @@ mod tests {
                 )],
             }],
             authority_quorum: quorum,
+            members: Vec::new(),
         }
+    }
+
+    fn member(id: u64, seed: u8) -> GenesisMember {
+        GenesisMember {
+            id,
+            node_id: format!("node-{id}"),
+            jurisdiction: "CN-44".parse().unwrap(),
+            public_address: format!("https://10.0.0.{id}:7100"),
+            raft_address: format!("https://10.0.0.{id}:7200"),
+            node_key: PublicKeyBytes(
+                ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+                    .verifying_key()
+                    .to_bytes(),
+            ),
+        }
+    }
+
+    #[test]
+    fn members_are_hashed_checked_and_give_the_trust_file() {
+        let mut g = genesis(None);
+        assert!(g.trust().is_none());
+        let before = g.hash();
+        g.members = vec![member(1, 1), member(2, 2), member(3, 3)];
+        assert!(g.validate().is_ok());
+        assert_ne!(g.hash(), before, "the members are part of the hash");
+        let trust = g.trust().unwrap();
+        assert_eq!(trust.quorum, 2);
+        let text = trust.format();
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.starts_with("CN-44 node-1+"), "{text}");
+        assert_eq!(crate::checkpoint::Trust::parse(&text).unwrap(), trust);
+        let mut same_key = g.clone();
+        same_key.members[1].node_key = same_key.members[0].node_key;
+        assert!(same_key.validate().unwrap_err().contains("listed twice"));
+        let mut same_id = g.clone();
+        same_id.members[2].id = 1;
+        assert!(same_id.validate().unwrap_err().contains("Raft id 1"));
+        let mut foreign = g.clone();
+        foreign.members[0].jurisdiction = "DE".parse().unwrap();
+        assert!(foreign
+            .validate()
+            .unwrap_err()
+            .contains("not a genesis jurisdiction"));
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl Career {
                 })
                 .collect(),
             authority_quorum: None,
+            members: Vec::new(),
         };
         let mut store = Mem::default();
         store.commit(&state::genesis_writes(&genesis));

@@ -36,11 +36,13 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[(
     "ledger-node",
     &[
         "admin",
+        "backup",
         "config",
         "health",
         "ledger",
         "metrics",
         "notary",
+        "probe",
         "raft",
         "read_gate",
         "rights",
@@ -52,7 +54,6 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[(
 const KNOWN_LONG: &[(&str, &str, &str)] = &[
     ("ledger-node", "dev.rs", "prepare"),
     ("ledger-node", "main.rs", "main"),
-    ("ledger-node", "metrics.rs", "new"),
     ("ledger-node", "server.rs", "run"),
     ("ledger-node", "server.rs", "start_replicated"),
 ];

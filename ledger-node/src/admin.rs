@@ -34,11 +34,22 @@ type Raft = openraft::Raft<TypeConfig>;
 
 pub struct AdminService {
     ledger: Arc<Ledger>,
+    /// This node's own key: only a connection proving it may take a backup.
+    node_key: Option<ledger_client::transport::NodeKey>,
 }
 
 impl AdminService {
     pub fn new(ledger: Arc<Ledger>) -> Self {
-        Self { ledger }
+        Self {
+            ledger,
+            node_key: None,
+        }
+    }
+
+    /// Allows backups to connections that prove `key` (the node's own; none in plaintext).
+    pub fn with_node_key(mut self, key: Option<ledger_client::transport::NodeKey>) -> Self {
+        self.node_key = key;
+        self
     }
 }
 
@@ -288,6 +299,36 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl admin_server::Admin for AdminService {
+    async fn genesis(
+        &self,
+        _request: Request<pb::GenesisRequest>,
+    ) -> Result<Response<pb::GenesisResponse>, Status> {
+        let genesis_json = serde_json::to_vec(self.ledger.genesis())
+            .map_err(|e| Status::internal(format!("encoding the genesis: {e}")))?;
+        Ok(Response::new(pb::GenesisResponse { genesis_json }))
+    }
+
+    type BackupStream = tokio_stream::wrappers::ReceiverStream<Result<pb::BackupChunk, Status>>;
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let peer = request
+            .extensions()
+            .get::<crate::tls::PeerInfo>()
+            .and_then(|p| p.key);
+        if self.node_key.is_none() || peer != self.node_key {
+            return Err(Status::permission_denied(
+                "a backup holds every event: only this node's operator may take one, with \
+                 `ledger-node backup --config` on the node's machine (it proves the node key)",
+            ));
+        }
+        Ok(Response::new(
+            crate::backup::stream(self.ledger.clone()).await?,
+        ))
+    }
+
     async fn submit_act(
         &self,
         request: Request<pb::SubmitActRequest>,

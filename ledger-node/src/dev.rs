@@ -72,6 +72,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         ledger: cluster.ledger,
         jurisdictions,
         authority_quorum: None,
+        members: Vec::new(),
     };
     let genesis_path = dir.join("genesis.toml");
     if genesis_path.exists() {

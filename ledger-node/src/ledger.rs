@@ -250,6 +250,11 @@ impl Ledger {
         ))
     }
 
+    /// The Raft state machine of a replicated ledger (backups read a consistent header from it).
+    pub fn state_machine(&self) -> Option<&crate::raft::LedgerStateMachine> {
+        self.raft_state.as_ref()
+    }
+
     /// How this node reaches its peers.
     pub fn net(&self) -> &crate::raft::Net {
         &self.net

@@ -4,6 +4,8 @@
 //! I/O around them and decides nothing the state machine decides.
 
 pub mod admin;
+pub mod backup;
+pub mod ceremony;
 pub mod config;
 pub mod dev;
 pub mod head_marker;

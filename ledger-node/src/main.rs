@@ -79,6 +79,74 @@ enum Command {
         #[arg(long, env = "LEDGER_NODE_ID")]
         node_id: String,
     },
+    /// Start a ledger between agencies: agency and node keys made where they are kept, a genesis
+    /// assembled from public files only and compared by hash, node configs and the trust file.
+    #[command(subcommand)]
+    Ceremony(ledger_node::ceremony::CeremonyCommand),
+    /// Take an online, consistent backup of the running node of this config (on its machine:
+    /// the request proves the node's key), and check it before keeping it.
+    Backup {
+        #[arg(long, env = "LEDGER_CONFIG")]
+        config: PathBuf,
+        /// The backup file to write (never replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a backup: every event opened and replayed from the genesis, head and Merkle root as
+    /// claimed, and with --checkpoint the root a quorum of nodes signed at that size.
+    VerifyBackup {
+        file: PathBuf,
+        #[arg(long)]
+        genesis: PathBuf,
+        /// A signed checkpoint (a note, or a statement file holding one).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Trusted node keys for the checkpoint [default: the genesis members'].
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
+    /// Build a new data directory for this config from a backup (checked first). Under Raft the
+    /// config must give the node a new [raft] id; it then joins as a new member.
+    Restore {
+        file: PathBuf,
+        #[arg(long, env = "LEDGER_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+/// `ledger-node verify-backup`.
+fn verify_backup(
+    file: &std::path::Path,
+    genesis: &std::path::Path,
+    checkpoint: Option<&std::path::Path>,
+    trust: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let genesis = ledger_node::config::load_genesis(genesis)?;
+    let trust = match (checkpoint, trust) {
+        (None, _) => None,
+        (Some(_), Some(t)) => {
+            let text =
+                std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
+            Some(ledger_core::checkpoint::Trust::parse(&text).map_err(|e| anyhow::anyhow!(e.0))?)
+        }
+        (Some(_), None) => Some(genesis.trust().context(
+            "the genesis lists no members: give the trust file of the checkpoint's signers (--trust)",
+        )?),
+    };
+    let v = ledger_node::backup::verify(file, &genesis, checkpoint.zip(trust.as_ref()))?;
+    println!(
+        "VALID: {}: {}",
+        file.display(),
+        ledger_node::backup::describe(&v.header)
+    );
+    if let Some((size, signers)) = v.checkpoint {
+        println!(
+            "the root at {size} events is the checkpoint's, signed by {}",
+            signers.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -125,6 +193,39 @@ fn main() -> ExitCode {
             Command::NodeKey { data_dir, node_id } => {
                 let (key, verifier) = ledger_node::notary::init_node_key(&data_dir, &node_id)?;
                 println!("node_key={key}\nverifier={verifier}");
+                Ok(())
+            }
+            Command::Ceremony(cmd) => ledger_node::ceremony::run(cmd),
+            Command::Backup { config, out } => {
+                let cfg = NodeConfig::load(&config)?;
+                let v = ledger_node::backup::take(&cfg, &out).await?;
+                println!(
+                    "{}: {}",
+                    out.display(),
+                    ledger_node::backup::describe(&v.header)
+                );
+                Ok(())
+            }
+            Command::VerifyBackup {
+                file,
+                genesis,
+                checkpoint,
+                trust,
+            } => verify_backup(&file, &genesis, checkpoint.as_deref(), trust.as_deref()),
+            Command::Restore { file, config } => {
+                let cfg = NodeConfig::load(&config)?;
+                let h = ledger_node::backup::restore(&file, &cfg)?;
+                println!(
+                    "restored {}: {}",
+                    cfg.data_dir.display(),
+                    ledger_node::backup::describe(&h)
+                );
+                if cfg.raft.is_some() {
+                    eprintln!(
+                        "start the node, then have the agencies add it (member add, member \
+                         promote) and remove the old member: it catches up from the backup's index"
+                    );
+                }
                 Ok(())
             }
             Command::RebuildProjections { config } => {

@@ -122,8 +122,7 @@ fn histogram() -> Histogram {
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut r = Registry::default();
-        let m = Metrics {
+        let mut m = Metrics {
             submit_requests: Counter::default(),
             submit_failures: Family::default(),
             submitted_events: Counter::default(),
@@ -150,127 +149,161 @@ impl Metrics {
             forks_detected: Gauge::default(),
             registry: Registry::default(),
         };
+        let mut r = Registry::default();
+        m.register_requests(&mut r);
+        m.register_state(&mut r);
+        m.register_raft(&mut r);
+        m.start_from_zero();
+        m.registry = r;
+        m
+    }
+
+    /// What happens to submissions: requests, events, refusals, latencies, appends.
+    fn register_requests(&self, r: &mut Registry) {
+        r.register_with_unit(
+            "ledger_commit",
+            "Entries, handed to the appender to durable and applied (under Raft: committed by a \
+             majority and applied here; on a follower: forwarded to the leader and applied here)",
+            Unit::Seconds,
+            self.commit_seconds.clone(),
+        );
         r.register(
             "ledger_submit_requests",
             "Submit requests received by this node",
-            m.submit_requests.clone(),
+            self.submit_requests.clone(),
         );
         r.register(
             "ledger_submit_failures",
             "Submit requests answered with an error, by gRPC code",
-            m.submit_failures.clone(),
+            self.submit_failures.clone(),
         );
         r.register(
             "ledger_submitted_events",
             "Events received in Submit requests by this node",
-            m.submitted_events.clone(),
+            self.submitted_events.clone(),
         );
         r.register(
             "ledger_refusals",
             "Events this node answered with a refusal, by refusal code",
-            m.refusals.clone(),
+            self.refusals.clone(),
         );
         r.register_with_unit(
             "ledger_submit",
             "Submit requests, received to answered (forwarding to the leader included)",
             Unit::Seconds,
-            m.submit_seconds.clone(),
+            self.submit_seconds.clone(),
         );
-        r.register_with_unit("ledger_commit", "Entries, handed to the appender to durable and applied (under Raft: committed by a majority and applied here; on a follower: forwarded to the leader and applied here)", Unit::Seconds, m.commit_seconds.clone());
         r.register(
             "ledger_applied_entries",
             "Entries of events applied to this node's ledger",
-            m.applied_entries.clone(),
+            self.applied_entries.clone(),
         );
         r.register(
             "ledger_appended_events",
             "Events appended to this node's log (new ones, not already recorded)",
-            m.appended_events.clone(),
+            self.appended_events.clone(),
         );
         r.register(
             "ledger_appended_lines",
             "Batch lines (contribution lines) in the events appended to this node's log",
-            m.appended_lines.clone(),
+            self.appended_lines.clone(),
+        );
+    }
+
+    /// The node's state, read at scrape time: log, store, health, checkpoint, forks.
+    fn register_state(&self, r: &mut Registry) {
+        r.register_with_unit(
+            "ledger_checkpoint_age",
+            "Time since the newest cosigned checkpoint was made (it is remade only when the log \
+             grows or a cosignature is missing)",
+            Unit::Seconds,
+            self.checkpoint_age.clone(),
         );
         r.register(
             "ledger_log_size",
             "Events in this node's log",
-            m.log_size.clone(),
+            self.log_size.clone(),
         );
         r.register_with_unit(
             "ledger_store",
             "Size of the store on disk",
             Unit::Bytes,
-            m.store_bytes.clone(),
+            self.store_bytes.clone(),
         );
         r.register(
             "ledger_serving",
             "1 when the health service says SERVING, 0 otherwise",
-            m.serving.clone(),
+            self.serving.clone(),
         );
-        r.register("ledger_raft_term", "Raft term", m.raft_term.clone());
+        r.register(
+            "ledger_checkpoint_behind_events",
+            "Events in the log beyond the newest cosigned checkpoint",
+            self.checkpoint_behind.clone(),
+        );
+        r.register(
+            "ledger_checkpoint_cosignatures_missing",
+            "Peers whose cosignature the newest checkpoint lacks",
+            self.cosignatures_missing.clone(),
+        );
+        r.register(
+            "ledger_forks_detected",
+            "Distinct conflicting notes signed by trusted nodes (fork evidence), kept or counted",
+            self.forks_detected.clone(),
+        );
+    }
+
+    /// Raft as this node sees it, read at scrape time.
+    fn register_raft(&self, r: &mut Registry) {
+        r.register("ledger_raft_term", "Raft term", self.raft_term.clone());
         r.register(
             "ledger_raft_leader",
             "Raft id of the leader this node knows, 0 when none",
-            m.raft_leader.clone(),
+            self.raft_leader.clone(),
         );
         r.register(
             "ledger_raft_is_leader",
             "1 on the leader",
-            m.raft_is_leader.clone(),
+            self.raft_is_leader.clone(),
         );
         r.register(
             "ledger_raft_last_log_index",
             "Index of the last entry in this node's Raft log",
-            m.raft_last_log_index.clone(),
+            self.raft_last_log_index.clone(),
         );
         r.register(
             "ledger_raft_commit_index",
             "Highest Raft index held by a majority (known on the leader; 0 elsewhere)",
-            m.raft_commit_index.clone(),
+            self.raft_commit_index.clone(),
         );
         r.register(
             "ledger_raft_applied_index",
             "Raft index applied to this node's ledger",
-            m.raft_applied_index.clone(),
+            self.raft_applied_index.clone(),
         );
         r.register_with_unit(
             "ledger_raft_quorum_ack_age",
             "On the leader, time since a majority last acknowledged it",
             Unit::Seconds,
-            m.raft_quorum_ack_age.clone(),
+            self.raft_quorum_ack_age.clone(),
         );
         r.register(
             "ledger_raft_replication_lag",
             "On the leader, Raft entries a member lacks (last log index minus its matched index)",
-            m.replication_lag.clone(),
+            self.replication_lag.clone(),
         );
-        r.register_with_unit("ledger_checkpoint_age", "Time since the newest cosigned checkpoint was made (it is remade only when the log grows or a cosignature is missing)", Unit::Seconds, m.checkpoint_age.clone());
-        r.register(
-            "ledger_checkpoint_behind_events",
-            "Events in the log beyond the newest cosigned checkpoint",
-            m.checkpoint_behind.clone(),
-        );
-        r.register(
-            "ledger_checkpoint_cosignatures_missing",
-            "Peers whose cosignature the newest checkpoint lacks",
-            m.cosignatures_missing.clone(),
-        );
-        r.register(
-            "ledger_forks_detected",
-            "Distinct conflicting notes signed by trusted nodes (fork evidence), kept or counted",
-            m.forks_detected.clone(),
-        );
-        // Every series from zero, so that rate() and alerts see the first refusal or failure.
+    }
+
+    /// Every labelled series from zero, so that rate() and alerts see the first refusal or
+    /// failure.
+    fn start_from_zero(&self) {
         for code in Refusal::CODES.iter().chain(&["other"]) {
-            let _ = m.refusals.get_or_create(&CodeLabel { code });
+            let _ = self.refusals.get_or_create(&CodeLabel { code });
         }
         for code in (1..=16).map(tonic::Code::from) {
-            let _ = m.submit_failures.get_or_create(&CodeLabel {
+            let _ = self.submit_failures.get_or_create(&CodeLabel {
                 code: grpc_code(code),
             });
         }
-        Metrics { registry: r, ..m }
     }
 
     /// Counts the events of one applied entry that were appended (not already recorded), with

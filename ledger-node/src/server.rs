@@ -34,6 +34,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         );
     }
     let net = node_net(&config)?;
+    let own_key = crate::notary::load_or_create_key(&config.data_dir.join("node.key"))?;
+    crate::ceremony::check_identity(
+        &config,
+        &genesis,
+        &ledger_core::event::PublicKeyBytes(own_key.verifying_key().to_bytes()),
+    )?;
     let ledger = match &config.raft {
         None => {
             let data_dir = config.data_dir.clone();
@@ -88,7 +94,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ledger_proto::rights::rights_server::RightsServer::from_arc(rights_service.clone());
 
     let admin = ledger_proto::admin::admin_server::AdminServer::new(
-        crate::admin::AdminService::new(ledger.clone()),
+        crate::admin::AdminService::new(ledger.clone())
+            .with_node_key(net.tls.as_ref().map(|t| t.public_key)),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

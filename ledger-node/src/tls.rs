@@ -47,25 +47,13 @@ impl NodeTls {
     /// Makes the self-signed certificate of `key` for the names `sans` (IPs or DNS names), and
     /// writes it to `DATA_DIR/node.crt` for operators and clients that pin by certificate file.
     pub fn new(key: &SigningKey, sans: &[String], data_dir: &Path) -> anyhow::Result<NodeTls> {
-        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
-        pkcs8.extend_from_slice(key.as_bytes());
-        let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8);
-        let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
-            .context("the node key as a certificate key")?;
-        let params = rcgen::CertificateParams::new(sans.to_vec())
-            .context("the certificate's names ([tls] names)")?;
-        let cert = params
-            .self_signed(&key_pair)
-            .context("signing the node certificate")?;
+        let identity = node_identity(key, sans)?;
         let path = data_dir.join("node.crt");
-        std::fs::write(&path, pem_certificate(cert.der()))
+        std::fs::write(&path, pem_certificate(identity.cert.as_ref()))
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(NodeTls {
             public_key: key.verifying_key().to_bytes(),
-            identity: Arc::new(Identity {
-                cert: cert.der().clone(),
-                key: PrivateKeyDer::Pkcs8(pkcs8),
-            }),
+            identity: Arc::new(identity),
             p256: p256_identity(sans, data_dir)?,
         })
     }
@@ -119,6 +107,25 @@ impl NodeTls {
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
+}
+
+/// A self-signed certificate over the node key for the names `sans`: what the node presents,
+/// and what a local tool holding the node key presents to prove it is the node's operator.
+pub fn node_identity(key: &SigningKey, sans: &[String]) -> anyhow::Result<Identity> {
+    let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+    pkcs8.extend_from_slice(key.as_bytes());
+    let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8);
+    let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
+        .context("the node key as a certificate key")?;
+    let params = rcgen::CertificateParams::new(sans.to_vec())
+        .context("the certificate's names ([tls] names)")?;
+    let cert = params
+        .self_signed(&key_pair)
+        .context("signing the node certificate")?;
+    Ok(Identity {
+        cert: cert.der().clone(),
+        key: PrivateKeyDer::Pkcs8(pkcs8),
+    })
 }
 
 /// Picks the node-key (ed25519) certificate when the client can verify it, else the P-256 one.

@@ -475,6 +475,7 @@ pub fn make_genesis_with(dir: &Path, ledger: &str, authority_quorum: Option<u32>
         ledger: ledger.into(),
         jurisdictions,
         authority_quorum,
+        members: Vec::new(),
     };
     std::fs::write(dir.join("genesis.toml"), toml_genesis(&genesis)).unwrap();
 }

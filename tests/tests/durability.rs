@@ -241,12 +241,22 @@ impl Traced {
         let pid = self.node_pid();
         // SAFETY: kill(2) on a pid this test started.
         let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(
-            sent,
-            0,
-            "SIGTERM to the traced node {pid}: {}",
-            std::io::Error::last_os_error()
-        );
+        if sent != 0 {
+            // Seen once under a loaded full suite: the node had already gone. The trace is
+            // complete either way and the order check below still applies; but a node that
+            // ended on its own must not have panicked.
+            let why = std::io::Error::last_os_error();
+            let log = self
+                .trace
+                .parent()
+                .map(|d| std::fs::read_to_string(d.join("node.log")).unwrap_or_default())
+                .unwrap_or_default();
+            eprintln!("SIGTERM to the traced node {pid}: {why}; its log:\n{log}");
+            assert!(
+                !log.contains("panicked"),
+                "the traced node panicked:\n{log}"
+            );
+        }
         // Sent again while waiting: a signal that reaches a tracee during a ptrace stop has been
         // seen to go missing; the node's handler takes any number of them.
         wait_for("the traced node to stop", || {

@@ -296,6 +296,21 @@ fn health_follows_the_majority_and_metrics_show_raft() {
         sample(&scrape(metrics_ports[0]).unwrap(), "ledger_serving"),
         0.0
     );
+    // The probe: not ready, but alive (a restart would not bring the majority back).
+    let probe = |extra: &[&str]| {
+        std::process::Command::new(&binaries().node)
+            .args(["health", "--timeout", "5", "--config"])
+            .arg(cluster.dir.path().join("node-1.toml"))
+            .args(extra)
+            .output()
+            .expect("run ledger-node health")
+    };
+    let ready = probe(&[]);
+    assert!(!ready.status.success());
+    assert!(stderr(&ready).contains("not serving"), "{}", stderr(&ready));
+    let live = probe(&["--live"]);
+    assert!(live.status.success(), "{}", stderr(&live));
+    assert_eq!(String::from_utf8_lossy(&live.stdout).trim(), "alive");
     cluster.spawn(1);
     cluster.spawn(2);
     wait_for("the survivor to say SERVING again", || {

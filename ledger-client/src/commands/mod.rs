@@ -120,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Member(m) => acts::member(&ctx, m).await,
         Command::Act(a) => acts::act(&ctx, a).await,
         Command::Status => status::status(&ctx).await,
+        Command::Trust { genesis_hash, out } => proofs::trust(&ctx, genesis_hash, out).await,
         Command::Bench(args) => status::bench(&ctx, args).await,
         Command::Completions { .. } | Command::Man => {
             failure::write_stdout(&generated(&cli.command)?);

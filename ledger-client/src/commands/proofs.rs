@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use ledger_client::keys;
 use ledger_client::report::{
-    Audit, CheckpointSummary, NotVerified, ProofChecked, StatementWritten, Verified,
+    Audit, CheckpointSummary, NotVerified, ProofChecked, StatementWritten, TrustWritten, Verified,
 };
 use ledger_core::checkpoint::{Checkpoint, SignedNote};
 use ledger_core::time::{Date, Instant};
@@ -139,4 +139,34 @@ pub async fn audit(
     let doc = Audit::new(nodes, forks);
     ctx.emit(&doc, render::audit)?;
     Ok(exit(doc.agree))
+}
+
+/// The verifiers' trust file from the genesis a node serves, once it hashes to `genesis_hash`.
+pub async fn trust(ctx: &Ctx, genesis_hash: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let expected = ledger_core::envelope::LedgerId::from_hex(genesis_hash)
+        .map_err(|e| invalid("--genesis-hash", e))?;
+    let mut session = ctx.session()?;
+    let genesis = session.call(|c| Box::pin(c.genesis(expected))).await?;
+    let trust = genesis.trust().ok_or_else(|| {
+        anyhow::anyhow!(
+            "the genesis of {} names no members (it was not made by a ceremony): ask the \
+             agencies for the trust file",
+            genesis.ledger
+        )
+    })?;
+    let text = format!(
+        "# Checkpoint keys of the members of ledger {} (genesis {}).\n{}",
+        genesis.ledger,
+        genesis_hash.to_ascii_lowercase(),
+        trust.format()
+    );
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    let doc = TrustWritten {
+        trust: out.to_path_buf(),
+        nodes: trust.nodes.len(),
+        quorum: trust.quorum,
+        ledger: genesis.ledger.clone(),
+    };
+    ctx.emit(&doc, render::trust_written)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -47,6 +47,7 @@ pub fn genesis() -> Genesis {
             },
         ],
         authority_quorum: None,
+        members: Vec::new(),
     }
 }
 

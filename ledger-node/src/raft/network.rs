@@ -397,6 +397,7 @@ mod tests {
                 )],
             }],
             authority_quorum: None,
+            members: Vec::new(),
         }
     }
 

@@ -253,6 +253,14 @@ impl LedgerStateMachine {
         Ok((applied, membership))
     }
 
+    /// The header of a backup: the head, root and Raft bookkeeping of one applied state (read
+    /// under the apply lock, like a snapshot's).
+    pub async fn backup_header(&self) -> std::result::Result<snap::Header, String> {
+        let _consistent = self.apply_lock.read().await;
+        let (applied, membership) = self.applied_meta().map_err(|e| e.to_string())?;
+        snap::current_header(&self.store, applied, membership)
+    }
+
     /// A new empty file for a snapshot arriving from a peer.
     pub fn receiving_file(&self) -> std::io::Result<tokio::fs::File> {
         Ok(tokio::fs::File::from_std(anonymous_file(
@@ -558,6 +566,7 @@ mod tests {
                 )],
             }],
             authority_quorum: None,
+            members: Vec::new(),
         }
     }
 

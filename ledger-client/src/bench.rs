@@ -57,9 +57,14 @@ pub struct BenchReport {
     pub concurrency: u32,
     pub batch: u32,
     pub lines_per_declaration: u32,
+    /// What the generated ids start with, and how many employers (each with
+    /// `lines_per_declaration` workers): what `bench --mode query` needs to find the workers.
+    pub run_id: String,
+    pub employers: u32,
 }
 
-fn worker_id(run: &str, employer: u32, i: u32) -> WorkerId {
+/// Worker `i` of employer `employer` in run `run`.
+pub fn worker_id(run: &str, employer: u32, i: u32) -> WorkerId {
     WorkerId::new(format!("{run}-w{employer}-{i}")).expect("generated ids are valid")
 }
 
@@ -183,7 +188,8 @@ fn declarations(cfg: &BenchConfig, ledger: &LedgerId, keys: &[SigningKey]) -> Ve
         .collect()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+/// The `p` quantile of sorted latencies, in milliseconds.
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -191,7 +197,6 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-/// Runs the whole benchmark; `progress` is told how many declarations were answered.
 /// Submits each client's requests from a task of its own; the latency of every request and
 /// how many declarations were refused.
 async fn timed_submissions(
@@ -261,6 +266,7 @@ fn check(cfg: &BenchConfig) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// Runs the whole benchmark; `progress` is told how many declarations were answered.
 pub async fn run(
     cfg: BenchConfig,
     progress: impl Fn(u64) + Send + Sync + 'static,
@@ -298,5 +304,7 @@ pub async fn run(
         concurrency: cfg.concurrency,
         batch: cfg.batch,
         lines_per_declaration: cfg.lines_per_declaration,
+        run_id: cfg.run_id.clone(),
+        employers: cfg.employers,
     })
 }

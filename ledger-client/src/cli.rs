@@ -263,9 +263,36 @@ pub enum KeyCommand {
     },
 }
 
+/// What the load generator does.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    /// Submit `--declarations` declarations of `--lines` lines from `--employers` employers.
+    Submit,
+    /// Fill the ledger with `--workers` workers × `--months` months of declarations (signed in
+    /// advance), and print the run id that `--mode query` reads them back with.
+    Preload,
+    /// Read back a preloaded run's workers: entitlement, coverage and events, `--queries` in
+    /// all, with the latency of each kind.
+    Query,
+}
+
 /// The load generator's settings.
 #[derive(clap::Args)]
 pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "submit")]
+    pub mode: BenchMode,
+    /// Preload: workers in all (employers of `--lines` workers each).
+    #[arg(long, default_value_t = 10_000)]
+    pub workers: u32,
+    /// Preload and query: months declared for every worker, from 2000-01.
+    #[arg(long, default_value_t = 12)]
+    pub months: u32,
+    /// Query: the run id the preload printed (its `--employers` and `--lines` too).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Query: queries in all, a third of each kind.
+    #[arg(long, default_value_t = 3000)]
+    pub queries: u32,
     /// An agency key of --jurisdiction (registers the bench's employers and persons).
     #[arg(long)]
     pub key: PathBuf,

@@ -4,6 +4,7 @@
 
 pub mod acts;
 pub mod bench;
+pub mod bench_query;
 pub mod jsonl;
 pub mod keys;
 pub mod proofs;

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use ledger_client::bench::BenchReport;
+use ledger_client::bench_query::QueryReport;
 use ledger_client::report::{
     ActDone, ActShown, Audit, EventRecord, ProofChecked, StatementWritten, Status, TrustWritten,
     Verified,
@@ -551,7 +552,8 @@ pub fn bench(r: &BenchReport) -> String {
     format!(
         "{} lines in {} declarations ({} refused) over {} requests in {:.2} s\n\
          throughput  {:.0} lines/s, {:.0} declarations/s\n\
-         latency     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (submit to receipt, {} declarations of {} lines per request, {} clients)\n",
+         latency     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (submit to receipt, {} declarations of {} lines per request, {} clients)\n\
+         run id      {} ({} employers of {} workers; `bench --mode query --run-id` reads them)\n",
         r.lines,
         r.declarations,
         r.refused,
@@ -564,7 +566,10 @@ pub fn bench(r: &BenchReport) -> String {
         r.latency_ms_max,
         r.batch,
         r.lines_per_declaration,
-        r.concurrency
+        r.concurrency,
+        r.run_id,
+        r.employers,
+        r.lines_per_declaration
     )
 }
 
@@ -575,5 +580,25 @@ pub fn trust_written(d: &TrustWritten) -> String {
         d.nodes,
         d.ledger,
         d.quorum
+    )
+}
+
+pub fn bench_query(r: &QueryReport) -> String {
+    let row = |name: &str, l: &ledger_client::bench_query::Latency| {
+        format!(
+            "{name:<12} {:>7} queries, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+            l.count, l.p50_ms, l.p99_ms, l.max_ms
+        )
+    };
+    format!(
+        "{} queries ({} failed) in {:.2} s: {:.0} queries/s from {} clients\n{}{}{}",
+        r.queries,
+        r.errors,
+        r.seconds,
+        r.queries_per_second,
+        r.concurrency,
+        row("entitlement", &r.entitlement),
+        row("coverage", &r.coverage),
+        row("events", &r.events)
     )
 }

@@ -33,6 +33,32 @@ pub const NEXT_AFTER_HEADER: &str = "x-next-after-index";
 /// The OpenAPI description of these routes, served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
+/// The worker's page ("my record": entitlement and a timeline of months by place) and the
+/// agency's (coverage indicators as charts). Both sign read tokens in the browser with the
+/// user's key, which never leaves the page, and call the routes below.
+const WORKER_PAGE: &str = include_str!("../web/index.html");
+const AGENCY_PAGE: &str = include_str!("../web/agency.html");
+/// The pages' scripts and style, and the vendored ed25519 library (with its licence), so the
+/// pages need no network but the node.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "ledger.js",
+        "text/javascript",
+        include_str!("../web/ledger.js"),
+    ),
+    (
+        "noble-ed25519-2.3.0.js",
+        "text/javascript",
+        include_str!("../web/noble-ed25519-2.3.0.js"),
+    ),
+    ("style.css", "text/css", include_str!("../web/style.css")),
+    (
+        "LICENSE-noble-ed25519",
+        "text/plain; charset=utf-8",
+        include_str!("../web/LICENSE-noble-ed25519"),
+    ),
+];
+
 /// The services the routes call.
 #[derive(Clone)]
 pub struct HttpApi {
@@ -52,6 +78,9 @@ pub fn router(api: HttpApi) -> Router {
         .route("/v1/workers/{worker}/statement", get(statement))
         .route("/v1/indicators", get(indicators))
         .route("/openapi.json", get(openapi))
+        .route("/", get(|| page(WORKER_PAGE)))
+        .route("/agency", get(|| page(AGENCY_PAGE)))
+        .route("/assets/{name}", get(asset))
         .fallback(not_found)
         .with_state(api)
 }
@@ -383,6 +412,38 @@ async fn indicators(
         .await?
         .into_inner();
     json_text(&r.json)
+}
+
+async fn page(html: &'static str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            // The pages load nothing but the node's own assets.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'",
+                ),
+            ),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+async fn asset(Path(name): Path<String>) -> Result<Response, Failure> {
+    let (_, content_type, body) = ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .ok_or_else(|| Failure(ErrorKind::NotFound, format!("no asset {name:?}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        *body,
+    )
+        .into_response())
 }
 
 async fn openapi() -> Response {

@@ -7,7 +7,7 @@ use ledger_client::report::Status;
 use ledger_client::{keys, Client};
 
 use super::{exit, Ctx};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchMode};
 use crate::failure::invalid;
 use crate::render;
 
@@ -32,6 +32,21 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn bench(ctx: &Ctx, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.mode == BenchMode::Query {
+        return bench_query(ctx, args).await;
+    }
+    // A preload is a submission sized by workers and months: employers of `--lines` workers
+    // each, one declaration per employer and month.
+    let (employers, declarations) = match args.mode {
+        BenchMode::Preload => {
+            let employers = args.workers.div_ceil(args.lines.max(1));
+            let declarations = employers
+                .checked_mul(args.months)
+                .ok_or_else(|| invalid("--workers/--months", "too many declarations"))?;
+            (employers, declarations)
+        }
+        _ => (args.employers, args.declarations),
+    };
     let cfg = ledger_client::bench::BenchConfig {
         url: ctx.node_url(),
         agency: keys::load(&args.key)?,
@@ -39,29 +54,59 @@ pub async fn bench(ctx: &Ctx, args: &BenchArgs) -> anyhow::Result<ExitCode> {
             .jurisdiction
             .parse()
             .map_err(|e| invalid("--jurisdiction", e))?,
-        employers: args.employers,
+        employers,
         lines_per_declaration: args.lines,
-        declarations: args.declarations,
+        declarations,
         concurrency: args.concurrency,
         batch: args.batch,
         run_id: format!("bench{:x}", rand::random::<u32>()),
     };
-    let bar = indicatif::ProgressBar::new(u64::from(args.declarations));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {pos}/{len} declarations [{elapsed}] {wide_bar}",
-        )
-        .expect("valid template"),
-    );
+    let bar = progress(u64::from(declarations), "declarations");
     let b = bar.clone();
     eprintln!(
-        "setting up {} employers and {} persons, signing {} declarations...",
-        args.employers,
-        args.employers * args.lines,
-        args.declarations
+        "setting up {employers} employers and {} persons, signing {declarations} declarations...",
+        u64::from(employers) * u64::from(args.lines),
     );
     let report = ledger_client::bench::run(cfg, move |n| b.set_position(n)).await?;
     bar.finish_and_clear();
     ctx.emit(&report, render::bench)?;
     Ok(exit(report.refused == 0))
+}
+
+/// `bench --mode query`: reads back a preloaded run's workers.
+async fn bench_query(ctx: &Ctx, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let run_id = args.run_id.clone().ok_or_else(|| {
+        invalid(
+            "--run-id",
+            "needed with --mode query (the preload printed it)",
+        )
+    })?;
+    let cfg = ledger_client::bench_query::QueryConfig {
+        url: ctx.node_url(),
+        key: keys::load(&args.key)?,
+        jurisdiction: args.jurisdiction.clone(),
+        run_id,
+        employers: args.employers,
+        workers_per_employer: args.lines,
+        months: args.months,
+        queries: args.queries,
+        concurrency: args.concurrency,
+    };
+    let bar = progress(u64::from(args.queries), "queries");
+    let b = bar.clone();
+    let report = ledger_client::bench_query::run(cfg, move |n| b.set_position(n)).await?;
+    bar.finish_and_clear();
+    ctx.emit(&report, render::bench_query)?;
+    Ok(exit(report.errors == 0))
+}
+
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {{pos}}/{{len}} {what} [{{elapsed}}] {{wide_bar}}"
+        ))
+        .expect("valid template"),
+    );
+    bar
 }

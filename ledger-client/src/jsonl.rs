@@ -3,7 +3,8 @@
 
 use ed25519_dalek::SigningKey;
 use ledger_core::envelope::{Envelope, LedgerId};
-use ledger_core::event::{parse_json_event, EventBody, EventKind, Salt};
+use ledger_core::event::{EventBody, EventKind, Salt};
+use ledger_core::json::parse_json_event;
 use ledger_core::time::Instant;
 use rand::RngCore;
 

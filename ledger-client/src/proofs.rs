@@ -1,8 +1,8 @@
 //! Offline verification of statements, trust files, and the audit of checkpoints across nodes.
 
 use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
-use ledger_core::log_tree::verify_consistency;
-use ledger_core::projection::Published;
+use ledger_core::fact::Published;
+use ledger_core::log_tree::check_consistency;
 use ledger_core::rulebook::Rulebook;
 use ledger_core::rules::{self, Params};
 use ledger_core::statement::{self, Proven};
@@ -162,7 +162,7 @@ async fn disagreement(a: &Checkpoint, b: &Checkpoint, large_url: &str) -> Option
         Err(_) => None,
     };
     match proof {
-        Some(p) if verify_consistency(small.size, large.size, &small.root, &large.root, &p) => None,
+        Some(p) if check_consistency(small.size, large.size, &small.root, &large.root, &p) => None,
         Some(_) => Some(format!(
             "the tree of {} events is not a prefix of the tree of {}",
             small.size, large.size

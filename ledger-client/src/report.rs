@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use ledger_core::checkpoint::Checkpoint;
-use ledger_core::event::to_json_event;
+use ledger_core::json::to_json_event;
 use ledger_core::statement::Proven;
 use ledger_core::time::Instant;
 use ledger_proto::node::{RaftMemberStatus, StatusResponse};

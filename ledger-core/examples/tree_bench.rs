@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ledger_core::event::Hash32;
+use ledger_core::kv::{KeyValue, Overlay, StateRead, StoreFault};
 use ledger_core::log_tree;
-use ledger_core::merkle::{leaf_hash, verify_inclusion};
-use ledger_core::state::{KeyValue, StateRead, StoreFault, Writes};
+use ledger_core::merkle::leaf_hash;
+use ledger_core::records::{self, StoredTree};
 
 struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
 
@@ -31,42 +32,54 @@ fn main() {
     let t = Instant::now();
     for i in 0..n {
         let leaf = leaf_hash(&i.to_be_bytes());
-        let mut w = Writes::new();
-        log_tree::append(&m, &mut w, i, leaf).expect("append");
-        for (k, v) in w {
+        let mut o = Overlay::new(&m);
+        records::append_leaf(&mut o, i, leaf).expect("append");
+        for (k, v) in o.into_writes() {
             m.0.insert(k, v.expect("no deletes"));
         }
         leaves.push(leaf);
     }
     let append = t.elapsed();
-    let root = log_tree::root(&m, n).expect("root");
+    let root = log_tree::root(&StoredTree(&m), n).expect("root");
     let samples = 10_000u64;
     let pick = |s: u64| (s.wrapping_mul(2_654_435_761) ^ 0x9e37) % n;
     let t = Instant::now();
     let proofs: Vec<(u64, Vec<Hash32>)> = (0..samples)
         .map(|s| {
             let i = pick(s);
-            (i, log_tree::inclusion_proof(&m, i, n).expect("proof"))
+            (
+                i,
+                log_tree::prove_inclusion(&StoredTree(&m), i, n).expect("proof"),
+            )
         })
         .collect();
     let prove = t.elapsed();
     let t = Instant::now();
     for (i, p) in &proofs {
-        assert!(verify_inclusion(&leaves[*i as usize], *i, n, p, &root));
+        assert!(log_tree::check_inclusion(
+            &leaves[*i as usize],
+            *i,
+            n,
+            p,
+            &root
+        ));
     }
     let verify = t.elapsed();
     let t = Instant::now();
     let cons: Vec<(u64, Vec<Hash32>)> = (0..1000)
         .map(|s| {
             let old = pick(s).max(1);
-            (old, log_tree::consistency_proof(&m, old, n).expect("proof"))
+            (
+                old,
+                log_tree::prove_consistency(&StoredTree(&m), old, n).expect("proof"),
+            )
         })
         .collect();
     let cprove = t.elapsed();
     let t = Instant::now();
     for (old, p) in &cons {
-        let r = log_tree::root(&m, *old).expect("root");
-        assert!(log_tree::verify_consistency(*old, n, &r, &root, p));
+        let r = log_tree::root(&StoredTree(&m), *old).expect("root");
+        assert!(log_tree::check_consistency(*old, n, &r, &root, p));
     }
     let cverify = t.elapsed();
     let per = |d: std::time::Duration, k: u64| d.as_secs_f64() * 1e6 / k as f64;

@@ -10,7 +10,7 @@ use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::event::{Hash32, PublicKeyBytes};
+use crate::ids::{Hash32, PublicKeyBytes};
 
 /// The em dash that opens a signature line.
 const SIG_PREFIX: &str = "\u{2014} ";

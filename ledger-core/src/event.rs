@@ -1,6 +1,7 @@
 //! The event model: what every kind of event says, independent of any encoding. The JSON form of
 //! `docs/events.md` is this model's serde form (`type` selects the kind, unknown fields are refused);
-//! the signed wire form is in [`crate::wire`].
+//! the signed wire form is in [`crate::wire`], the entry points of the JSON form in
+//! [`crate::json`].
 
 use std::collections::BTreeMap;
 
@@ -14,68 +15,7 @@ use crate::jurisdiction::Jurisdiction;
 use crate::money::Money;
 use crate::time::{Date, Instant, Month};
 
-/// An ed25519 public key (32 bytes), hex in JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PublicKeyBytes(pub [u8; 32]);
-
-/// A 32-byte hash (event id, Merkle root), hex in JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Hash32(pub [u8; 32]);
-
-/// Author-chosen randomness that hides a batch line's hash from guessing (see events.proto).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Salt(pub [u8; 16]);
-
-impl Salt {
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 16]
-    }
-}
-
-macro_rules! hex_bytes {
-    ($t:ident, $n:literal, $what:literal) => {
-        impl $t {
-            pub fn from_hex(s: &str) -> Result<Self, String> {
-                let v = hex::decode(s).map_err(|_| format!("{s:?} is not {} (hex)", $what))?;
-                Self::from_slice(&v)
-            }
-            pub fn from_slice(v: &[u8]) -> Result<Self, String> {
-                let arr: [u8; $n] = v
-                    .try_into()
-                    .map_err(|_| format!("{} must be {} bytes, got {}", $what, $n, v.len()))?;
-                Ok($t(arr))
-            }
-            pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
-            }
-        }
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.to_hex())
-            }
-        }
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_hex())
-            }
-        }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                if s.bytes().any(|b| b.is_ascii_uppercase()) {
-                    return Err(de::Error::custom(format!(
-                        "{} must be lowercase hex",
-                        $what
-                    )));
-                }
-                Self::from_hex(&s).map_err(de::Error::custom)
-            }
-        }
-    };
-}
-hex_bytes!(PublicKeyBytes, 32, "a public key");
-hex_bytes!(Hash32, 32, "a 32-byte hash");
-hex_bytes!(Salt, 16, "a line salt");
+pub use crate::ids::{Hash32, PublicKeyBytes, Salt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -475,12 +415,12 @@ pub struct ParametersPublished {
     pub parameters: BTreeMap<String, serde_json::Value>,
 }
 
-/// A ledger-wide act ([`crate::authority`]): admitted only with agency signatures of the
+/// A ledger-wide act ([`crate::act`], [`crate::authority`]): admitted only with agency signatures of the
 /// genesis's authority quorum (or, for an agency's own keys, of that agency alone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerAct {
-    pub act: crate::authority::Act,
+    pub act: crate::act::Act,
     /// Chosen by the proposer; a nonce is used once, so the same act can be signed again
     /// later (with a new nonce) but never carried out twice from one signing.
     pub nonce: String,
@@ -589,114 +529,4 @@ impl EventKind {
 pub struct EventBody {
     pub signed_at: Instant,
     pub kind: EventKind,
-}
-
-/// Parses one JSON event as `ledger-client submit` reads it: the kind's fields with `type`, and
-/// optionally `signed_at` (the client adds it when absent).
-pub fn parse_json_event(text: &str) -> Result<(EventKind, Option<Instant>), String> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-    let obj = value
-        .as_object_mut()
-        .ok_or("an event must be a JSON object")?;
-    if !obj.contains_key("type") {
-        return Err(
-            "missing field `type` (the event kind, e.g. \"contributions_declared\")".into(),
-        );
-    }
-    let signed_at = match obj.remove("signed_at") {
-        None => None,
-        Some(v) => {
-            Some(serde_json::from_value::<Instant>(v).map_err(|e| format!("signed_at: {e}"))?)
-        }
-    };
-    let kind: EventKind = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    check_signable(&kind, signed_at)?;
-    Ok((kind, signed_at))
-}
-
-/// The node decodes what is signed with the checks of the signed encoding (e.g. free-text
-/// fields), which JSON alone does not apply (e.g. a DEL character in a reason): refusing here
-/// tells the user which line is wrong before anything is signed and sent.
-fn check_signable(kind: &EventKind, signed_at: Option<Instant>) -> Result<(), String> {
-    // Any time in range stands in for a `signed_at` the client adds later.
-    let signed_at = match signed_at {
-        Some(t) => t,
-        None => Instant::from_unix_utc(0, 0).map_err(|e| e.to_string())?,
-    };
-    let body = EventBody {
-        signed_at,
-        kind: kind.clone(),
-    };
-    let encoded = crate::wire::encode_body(&body);
-    match crate::wire::decode_event(&encoded.body, &encoded.lines) {
-        // Size limits stay the node's to report, per event (an oversize batch is still built).
-        Ok(_) | Err(crate::refusal::Refusal::TooLarge(_)) => Ok(()),
-        Err(r) => Err(r.to_string()),
-    }
-}
-
-/// The JSON form of a body (the kind's fields, `type`, and `signed_at`).
-pub fn to_json_event(body: &EventBody) -> serde_json::Value {
-    let mut v = serde_json::to_value(&body.kind).expect("event kinds always serialize");
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "signed_at".into(),
-            serde_json::Value::String(body.signed_at.to_string()),
-        );
-    }
-    v
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_event_parses_with_type_and_refuses_extra_fields() {
-        let line = r#"{"type":"contributions_declared","employer":"91440300MA5G","jurisdiction":"CN-44","period":"2024-01","lines":[{"worker":"W-1","scheme":"pension","base":"5000.00","employer_amount":"800.00","employee_amount":"400.00"}]}"#;
-        let (kind, signed_at) = parse_json_event(line).unwrap();
-        assert!(signed_at.is_none());
-        let EventKind::ContributionsDeclared(c) = &kind else {
-            panic!("wrong kind")
-        };
-        assert_eq!(c.lines[0].base.minor(), 500_000);
-
-        let extra = line.replace("\"period\"", "\"colour\":\"red\",\"period\"");
-        let err = parse_json_event(&extra).unwrap_err();
-        assert!(err.contains("colour"), "{err}");
-        let missing = line.replace("\"period\":\"2024-01\",", "");
-        let err = parse_json_event(&missing).unwrap_err();
-        assert!(err.contains("period"), "{err}");
-        let unknown = r#"{"type":"payroll_party","x":1}"#;
-        assert!(parse_json_event(unknown)
-            .unwrap_err()
-            .contains("payroll_party"));
-        let no_type = r#"{"worker":"W"}"#;
-        assert!(parse_json_event(no_type).unwrap_err().contains("type"));
-    }
-
-    #[test]
-    fn correction_replacement_follows_line_presence() {
-        let t = "00".repeat(32);
-        let line = format!(
-            r#"{{"type":"correction","target":"{t}","line":0,"action":"replace","replacement":{{"worker":"W","scheme":"pension","base":"1.00","employer_amount":"0.16","employee_amount":"0.08"}},"reason":"typo"}}"#
-        );
-        let (kind, _) = parse_json_event(&line).unwrap();
-        let EventKind::Correction(c) = kind else {
-            panic!()
-        };
-        assert!(matches!(
-            c.replacement,
-            Some(Replacement::Line(Line::Contribution(_)))
-        ));
-        let ev = format!(
-            r#"{{"type":"correction","target":"{t}","action":"replace","replacement":{{"type":"hukou_changed","worker":"W","hukou":"CN-44","effective":"2020-01-01"}},"reason":"typo"}}"#
-        );
-        let (kind, _) = parse_json_event(&ev).unwrap();
-        let EventKind::Correction(c) = kind else {
-            panic!()
-        };
-        assert!(matches!(c.replacement, Some(Replacement::Event(_))));
-    }
 }

@@ -104,3 +104,66 @@ id_type!(TransferId, "transfer");
 id_type!(OrderId, "order");
 id_type!(PermitNumber, "permit");
 id_type!(SocialSecurityNumber, "social security");
+
+/// An ed25519 public key (32 bytes), hex in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKeyBytes(pub [u8; 32]);
+
+/// A 32-byte hash (event id, Merkle root), hex in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Hash32(pub [u8; 32]);
+
+/// Author-chosen randomness that hides a batch line's hash from guessing (see events.proto).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Salt(pub [u8; 16]);
+
+impl Salt {
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 16]
+    }
+}
+
+macro_rules! hex_bytes {
+    ($t:ident, $n:literal, $what:literal) => {
+        impl $t {
+            pub fn from_hex(s: &str) -> Result<Self, String> {
+                let v = hex::decode(s).map_err(|_| format!("{s:?} is not {} (hex)", $what))?;
+                Self::from_slice(&v)
+            }
+            pub fn from_slice(v: &[u8]) -> Result<Self, String> {
+                let arr: [u8; $n] = v
+                    .try_into()
+                    .map_err(|_| format!("{} must be {} bytes, got {}", $what, $n, v.len()))?;
+                Ok($t(arr))
+            }
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                if s.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Err(de::Error::custom(format!(
+                        "{} must be lowercase hex",
+                        $what
+                    )));
+                }
+                Self::from_hex(&s).map_err(de::Error::custom)
+            }
+        }
+    };
+}
+hex_bytes!(PublicKeyBytes, 32, "a public key");
+hex_bytes!(Hash32, 32, "a 32-byte hash");
+hex_bytes!(Salt, 16, "a line salt");

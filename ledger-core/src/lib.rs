@@ -5,23 +5,35 @@
 //! validation rules ([`validate`]) and the state machine that applies committed entries
 //! ([`state`]). No clock, no randomness, no I/O, no async: the compiler keeps it that way because
 //! this crate does not depend on tokio, tonic or sled. Time comes from the entry's stamp.
+//!
+//! Modules import downwards only (ARCHITECTURE.md draws the layers; `tests/tidy.rs` fails on an
+//! import cycle): the storage vocabulary [`kv`] < the key layout [`schema`] < [`records`] <
+//! [`fact`] < [`rules`] < [`projection`] < [`state`], over the event model and its encodings.
 
+pub mod act;
 pub mod authority;
 pub mod checkpoint;
+mod effects;
 pub mod envelope;
 pub mod event;
+pub mod fact;
 pub mod genesis;
 pub mod ids;
+pub mod json;
 pub mod jurisdiction;
+pub mod kv;
 pub mod limits;
 pub mod log_tree;
 pub mod merkle;
 pub mod money;
 pub mod params;
 pub mod projection;
+pub mod records;
 pub mod refusal;
 pub mod rulebook;
 pub mod rules;
+pub mod schema;
+pub mod signers;
 pub mod state;
 pub mod statement;
 pub mod time;

@@ -1,25 +1,27 @@
 //! The Merkle tree over the ledger's log (RFC 6962/9162 shape with BLAKE3, [`crate::merkle`]):
-//! leaf i is the i-th appended event. It is kept incrementally as events apply: every complete
-//! subtree's hash is stored once (`h` level position), so a root, an inclusion proof or a
-//! consistency proof between any two sizes reads O(log² n) stored hashes and never rescans the
-//! log. The tree is derived from the log like the projection (rebuilt with it).
+//! leaf i is the i-th appended event. Shaped like Go's `sumdb/tlog`: every complete subtree's
+//! hash is stored once (level, position), and proofs are pure `prove_*` functions over a
+//! [`HashReader`] that yields those stored hashes, each paired with a `check_*` that needs only
+//! the proof. A root, an inclusion proof or a consistency proof between any two sizes reads
+//! O(log² n) hashes and never rescans the log. This module knows no storage: the reader over
+//! the ledger state is [`crate::records::StoredTree`], so a client that checks a proof links
+//! none of it.
 
-use crate::event::Hash32;
+use crate::ids::Hash32;
 use crate::merkle::{leaf_hash, node_hash};
-use crate::state::{StateRead, StoreFault, Writes};
 use crate::time::Instant;
 
-/// `h` level (u8) position (u64 BE) → the hash of the complete subtree of 2^level leaves that
-/// starts at leaf `position × 2^level`.
-pub const TREE: u8 = b'h';
-
-pub fn node_key(level: u8, position: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10);
-    k.push(TREE);
-    k.push(level);
-    k.extend_from_slice(&position.to_be_bytes());
-    k
+/// The stored hashes of a tree: the hash of the complete subtree of 2^level leaves that starts
+/// at leaf `position × 2^level`.
+pub trait HashReader {
+    type Error: From<OutOfRange>;
+    fn read_hash(&self, level: u8, position: u64) -> Result<Hash32, Self::Error>;
 }
+
+/// A proof asked for leaves or sizes the tree does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OutOfRange(pub String);
 
 /// What a leaf commits to: the event id and the stamp of the entry that appended it, so a proof
 /// of inclusion also proves when the event was appended.
@@ -35,43 +37,24 @@ pub fn event_leaf(event_id: &Hash32, stamp: Instant) -> Hash32 {
     leaf_hash(&leaf_data(event_id, stamp))
 }
 
-fn read(
-    view: &dyn StateRead,
-    pending: &Writes,
-    level: u8,
-    position: u64,
-) -> Result<Hash32, StoreFault> {
-    let key = node_key(level, position);
-    let bytes = match pending.get(&key) {
-        Some(Some(v)) => Some(v.clone()),
-        _ => view.get(&key)?,
-    };
-    let b = bytes.ok_or_else(|| {
-        StoreFault(format!(
-            "tree node (level {level}, position {position}) is missing"
-        ))
-    })?;
-    Hash32::from_slice(&b).map_err(StoreFault)
-}
-
-/// The writes that append leaf number `size` (0-based) to a tree of `size` leaves: the leaf and
-/// every subtree it completes.
-pub fn append(
-    view: &dyn StateRead,
-    pending: &mut Writes,
+/// The hashes to store when leaf number `size` (0-based) is appended to a tree of `size`
+/// leaves: (level, position, hash) of the leaf and of every subtree it completes. Reads only
+/// hashes of earlier leaves.
+pub fn append<R: HashReader + ?Sized>(
+    r: &R,
     size: u64,
     leaf: Hash32,
-) -> Result<(), StoreFault> {
+) -> Result<Vec<(u8, u64, Hash32)>, R::Error> {
     let (mut level, mut position, mut hash) = (0u8, size, leaf);
-    pending.insert(node_key(0, size), Some(leaf.0.to_vec()));
+    let mut out = vec![(0, size, leaf)];
     while position & 1 == 1 {
-        let left = read(view, pending, level, position - 1)?;
+        let left = r.read_hash(level, position - 1)?;
         hash = node_hash(&left, &hash);
         level += 1;
         position >>= 1;
-        pending.insert(node_key(level, position), Some(hash.0.to_vec()));
+        out.push((level, position, hash));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Largest power of two strictly below `n` (n ≥ 2).
@@ -81,41 +64,34 @@ fn split(n: u64) -> u64 {
 }
 
 /// The tree hash of leaves `start..start + len` (len ≥ 1).
-fn subtree(view: &dyn StateRead, start: u64, len: u64) -> Result<Hash32, StoreFault> {
+fn subtree<R: HashReader + ?Sized>(r: &R, start: u64, len: u64) -> Result<Hash32, R::Error> {
     if len.is_power_of_two() && start.is_multiple_of(len) {
-        return read(
-            view,
-            &Writes::new(),
-            len.trailing_zeros() as u8,
-            start / len,
-        );
+        return r.read_hash(len.trailing_zeros() as u8, start / len);
     }
     let k = split(len);
     Ok(node_hash(
-        &subtree(view, start, k)?,
-        &subtree(view, start + k, len - k)?,
+        &subtree(r, start, k)?,
+        &subtree(r, start + k, len - k)?,
     ))
 }
 
 /// The root of the tree of the first `size` leaves.
-pub fn root(view: &dyn StateRead, size: u64) -> Result<Hash32, StoreFault> {
+pub fn root<R: HashReader + ?Sized>(r: &R, size: u64) -> Result<Hash32, R::Error> {
     if size == 0 {
         return Ok(crate::merkle::empty_root());
     }
-    subtree(view, 0, size)
+    subtree(r, 0, size)
 }
 
 /// The audit path of leaf `index` in the tree of `size` leaves (RFC 9162 §2.1.3.1), bottom-up;
-/// checked by [`crate::merkle::verify_inclusion`].
-pub fn inclusion_proof(
-    view: &dyn StateRead,
+/// checked by [`check_inclusion`].
+pub fn prove_inclusion<R: HashReader + ?Sized>(
+    r: &R,
     index: u64,
     size: u64,
-) -> Result<Vec<Hash32>, StoreFault> {
+) -> Result<Vec<Hash32>, R::Error> {
     if index >= size {
-        return Err(StoreFault(format!(
-            "leaf {index} is outside a tree of {size}"
-        )));
+        return Err(OutOfRange(format!("leaf {index} is outside a tree of {size}")).into());
     }
     let mut path = Vec::new();
     let (mut m, mut start, mut n) = (index, 0u64, size);
@@ -123,10 +99,10 @@ pub fn inclusion_proof(
     while n > 1 {
         let k = split(n);
         if m < k {
-            path.push(subtree(view, start + k, n - k)?);
+            path.push(subtree(r, start + k, n - k)?);
             n = k;
         } else {
-            path.push(subtree(view, start, k)?);
+            path.push(subtree(r, start, k)?);
             m -= k;
             start += k;
             n -= k;
@@ -136,54 +112,64 @@ pub fn inclusion_proof(
     Ok(path)
 }
 
+/// Checks an inclusion proof made by [`prove_inclusion`]: `leaf` is leaf `index` of the tree of
+/// `size` leaves whose root is `root`.
+pub fn check_inclusion(
+    leaf: &Hash32,
+    index: u64,
+    size: u64,
+    proof: &[Hash32],
+    root: &Hash32,
+) -> bool {
+    crate::merkle::verify_inclusion(leaf, index, size, proof, root)
+}
+
 /// The consistency proof between the trees of `old` and `new` leaves (RFC 9162 §2.1.4.1),
-/// checked by [`verify_consistency`]. Empty when `old` is 0 or equals `new`.
-pub fn consistency_proof(
-    view: &dyn StateRead,
+/// checked by [`check_consistency`]. Empty when `old` is 0 or equals `new`.
+pub fn prove_consistency<R: HashReader + ?Sized>(
+    r: &R,
     old: u64,
     new: u64,
-) -> Result<Vec<Hash32>, StoreFault> {
+) -> Result<Vec<Hash32>, R::Error> {
     if old > new {
-        return Err(StoreFault(format!(
-            "no consistency proof from {old} down to {new}"
-        )));
+        return Err(OutOfRange(format!("no consistency proof from {old} down to {new}")).into());
     }
     if old == 0 || old == new {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    subproof(view, old, 0, new, true, &mut out)?;
+    subproof(r, old, 0, new, true, &mut out)?;
     Ok(out)
 }
 
-fn subproof(
-    view: &dyn StateRead,
+fn subproof<R: HashReader + ?Sized>(
+    r: &R,
     m: u64,
     start: u64,
     n: u64,
     complete: bool,
     out: &mut Vec<Hash32>,
-) -> Result<(), StoreFault> {
+) -> Result<(), R::Error> {
     if m == n {
         if !complete {
-            out.push(subtree(view, start, n)?);
+            out.push(subtree(r, start, n)?);
         }
         return Ok(());
     }
     let k = split(n);
     if m <= k {
-        subproof(view, m, start, k, complete, out)?;
-        out.push(subtree(view, start + k, n - k)?);
+        subproof(r, m, start, k, complete, out)?;
+        out.push(subtree(r, start + k, n - k)?);
     } else {
-        subproof(view, m - k, start + k, n - k, false, out)?;
-        out.push(subtree(view, start, k)?);
+        subproof(r, m - k, start + k, n - k, false, out)?;
+        out.push(subtree(r, start, k)?);
     }
     Ok(())
 }
 
 /// Checks a consistency proof (RFC 9162 §2.1.4.2): the tree of `old` leaves with root `old_root`
 /// is a prefix of the tree of `new` leaves with root `new_root`.
-pub fn verify_consistency(
+pub fn check_consistency(
     old: u64,
     new: u64,
     old_root: &Hash32,
@@ -241,13 +227,21 @@ mod tests {
     use crate::merkle;
     use std::collections::BTreeMap;
 
-    struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
-    impl StateRead for Mem {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
-            Ok(self.0.get(key).cloned())
+    /// The stored hashes, in memory.
+    struct Mem(BTreeMap<(u8, u64), Hash32>);
+    impl HashReader for Mem {
+        type Error = OutOfRange;
+        fn read_hash(&self, level: u8, position: u64) -> Result<Hash32, OutOfRange> {
+            self.0
+                .get(&(level, position))
+                .copied()
+                .ok_or_else(|| OutOfRange(format!("no node ({level}, {position})")))
         }
-        fn scan_prefix(&self, _: &[u8]) -> Result<Vec<crate::state::KeyValue>, StoreFault> {
-            unreachable!("the tree reads by key")
+    }
+
+    fn push(m: &mut Mem, size: u64, leaf: Hash32) {
+        for (level, position, h) in append(m, size, leaf).unwrap() {
+            m.0.insert((level, position), h);
         }
     }
 
@@ -256,11 +250,7 @@ mod tests {
         let mut leaves = Vec::new();
         for i in 0..n {
             let leaf = leaf_hash(&i.to_be_bytes());
-            let mut w = Writes::new();
-            append(&m, &mut w, i, leaf).unwrap();
-            for (k, v) in w {
-                m.0.insert(k, v.unwrap());
-            }
+            push(&mut m, i, leaf);
             leaves.push(leaf);
         }
         (m, leaves)
@@ -282,13 +272,13 @@ mod tests {
                 "root of {n}"
             );
             for i in 0..n {
-                let p = inclusion_proof(&m, i, n).unwrap();
+                let p = prove_inclusion(&m, i, n).unwrap();
                 assert_eq!(
                     p,
                     merkle::inclusion_proof(hashes, i as usize),
                     "path {i} of {n}"
                 );
-                assert!(merkle::verify_inclusion(
+                assert!(check_inclusion(
                     &leaves[i as usize],
                     i,
                     n,
@@ -300,12 +290,12 @@ mod tests {
         let wrong = leaf_hash(b"not a root");
         for old in 0..=N {
             for new in old..=N {
-                let p = consistency_proof(&m, old, new).unwrap();
+                let p = prove_consistency(&m, old, new).unwrap();
                 let (ro, rn) = (&roots[old as usize], &roots[new as usize]);
-                assert!(verify_consistency(old, new, ro, rn, &p), "{old} -> {new}");
+                assert!(check_consistency(old, new, ro, rn, &p), "{old} -> {new}");
                 if old > 0 && old < new {
-                    assert!(!verify_consistency(old, new, &wrong, rn, &p));
-                    assert!(!verify_consistency(old, new, ro, &wrong, &p));
+                    assert!(!check_consistency(old, new, &wrong, rn, &p));
+                    assert!(!check_consistency(old, new, ro, &wrong, &p));
                 }
             }
         }
@@ -315,12 +305,12 @@ mod tests {
     fn a_tampered_consistency_proof_fails() {
         let (m, _) = grown(40);
         let (r7, r40) = (root(&m, 7).unwrap(), root(&m, 40).unwrap());
-        let mut p = consistency_proof(&m, 7, 40).unwrap();
-        assert!(verify_consistency(7, 40, &r7, &r40, &p));
+        let mut p = prove_consistency(&m, 7, 40).unwrap();
+        assert!(check_consistency(7, 40, &r7, &r40, &p));
         p[0].0[0] ^= 1;
-        assert!(!verify_consistency(7, 40, &r7, &r40, &p));
+        assert!(!check_consistency(7, 40, &r7, &r40, &p));
         p.pop();
-        assert!(!verify_consistency(7, 40, &r7, &r40, &p));
+        assert!(!check_consistency(7, 40, &r7, &r40, &p));
     }
 
     /// Golden vector: the hash formats, recomputed with BLAKE3 directly (leaf `H(0x00‖d)`, node
@@ -339,11 +329,7 @@ mod tests {
         let expected = h(&[&[1], &ab.0, &c.0]);
         let mut m = Mem(BTreeMap::new());
         for (i, l) in [a, b, c].into_iter().enumerate() {
-            let mut w = Writes::new();
-            append(&m, &mut w, i as u64, l).unwrap();
-            for (k, v) in w {
-                m.0.insert(k, v.unwrap());
-            }
+            push(&mut m, i as u64, l);
         }
         assert_eq!(root(&m, 3).unwrap(), expected);
         let stamp = Instant::from_unix_utc(1_700_000_000, 5).unwrap();
@@ -364,10 +350,10 @@ mod tests {
             let i = i % n;
             let old = old % n + 1;
             let r = root(&m, n).unwrap();
-            let p = inclusion_proof(&m, i, n).unwrap();
+            let p = prove_inclusion(&m, i, n).unwrap();
             proptest::prop_assert!(merkle::verify_inclusion(&leaves[i as usize], i, n, &p, &r));
-            let c = consistency_proof(&m, old, n).unwrap();
-            proptest::prop_assert!(verify_consistency(old, n, &root(&m, old).unwrap(), &r, &c));
+            let c = prove_consistency(&m, old, n).unwrap();
+            proptest::prop_assert!(check_consistency(old, n, &root(&m, old).unwrap(), &r, &c));
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Used for the lines of a batch event (one worker's line proven without the others) and, from
 //! the proofs issue on, for the ledger itself. Pure paired functions: prove / check.
 
-use crate::event::Hash32;
+use crate::ids::Hash32;
 
 /// The root of an empty tree: `H()` as RFC 9162 defines it.
 pub fn empty_root() -> Hash32 {

@@ -92,117 +92,131 @@ fn object<'a>(
 
 fn check_parameter_shape(name: &str, shape: Shape, value: &Value) -> Result<(), String> {
     match shape {
-        Shape::AverageWage => {
-            let obj = value
-                .as_object()
-                .ok_or("average_wage must be {\"year\": YYYY, \"monthly\": \"amount\"}")?;
-            if obj.len() != 2 {
-                return Err("average_wage takes exactly the fields year and monthly".into());
-            }
-            let year = obj
-                .get("year")
-                .and_then(Value::as_u64)
-                .ok_or("average_wage.year must be a year number")?;
-            if !(1951..=9999).contains(&year) {
-                return Err(format!("average_wage.year {year} is out of range"));
-            }
-            let monthly = obj
-                .get("monthly")
-                .and_then(Value::as_str)
-                .ok_or("average_wage.monthly must be an amount string")?;
-            let m: Money = monthly
-                .parse()
-                .map_err(|e| format!("average_wage.monthly: {e}"))?;
-            if m.minor() <= 0 {
-                return Err("average_wage.monthly must be positive".into());
-            }
-            Ok(())
-        }
-        Shape::Percent => {
-            let s = value.as_str().ok_or(format!(
-                "{name} must be a percentage as a decimal string, e.g. \"16\""
-            ))?;
-            let m: Money = s.parse().map_err(|e| format!("{name}: {e}"))?;
-            // Up to 1000%: base ceilings are 300% of the average wage.
-            if !(0..=100_000).contains(&m.minor()) {
-                return Err(format!("{name} must be between 0 and 1000"));
-            }
-            Ok(())
-        }
-        Shape::Month => {
-            let s = value
-                .as_str()
-                .ok_or(format!("{name} must be a month string, e.g. \"1998-01\""))?;
-            s.parse::<crate::time::Month>()
-                .map_err(|e| format!("{name}: {e}"))?;
-            Ok(())
-        }
+        Shape::AverageWage => average_wage_shape(value),
+        Shape::Percent => percent_shape(name, value),
+        Shape::Month => month_shape(name, value),
+        Shape::RetirementSchedule => retirement_schedule_shape(name, value),
+        Shape::MinimumMonths => minimum_months_shape(name, value),
+        Shape::Divisors => divisors_shape(name, value),
+        Shape::Codes => codes_shape(name, value),
         Shape::Count => count(name, value).map(|_| ()),
-        Shape::RetirementSchedule => {
-            let obj = object(name, value, &["men", "women_55", "women_50"])?;
-            for (cat, v) in obj {
-                let f = object(
-                    &format!("{name}.{cat}"),
-                    v,
-                    &["original_age", "first_affected", "step", "max_delay"],
-                )?;
-                for (k, v) in f {
-                    let path = format!("{name}.{cat}.{k}");
-                    if k == "first_affected" {
-                        check_parameter_shape(&path, Shape::Month, v)?;
-                    } else {
-                        count(&path, v)?;
-                    }
-                }
-                if count(name, &f["step"])? == 0 {
-                    return Err(format!("{name}.{cat}.step must be at least 1"));
-                }
+    }
+}
+
+fn average_wage_shape(value: &Value) -> Result<(), String> {
+    let obj = value
+        .as_object()
+        .ok_or("average_wage must be {\"year\": YYYY, \"monthly\": \"amount\"}")?;
+    if obj.len() != 2 {
+        return Err("average_wage takes exactly the fields year and monthly".into());
+    }
+    let year = obj
+        .get("year")
+        .and_then(Value::as_u64)
+        .ok_or("average_wage.year must be a year number")?;
+    if !(1951..=9999).contains(&year) {
+        return Err(format!("average_wage.year {year} is out of range"));
+    }
+    let monthly = obj
+        .get("monthly")
+        .and_then(Value::as_str)
+        .ok_or("average_wage.monthly must be an amount string")?;
+    let m: Money = monthly
+        .parse()
+        .map_err(|e| format!("average_wage.monthly: {e}"))?;
+    if m.minor() <= 0 {
+        return Err("average_wage.monthly must be positive".into());
+    }
+    Ok(())
+}
+
+fn percent_shape(name: &str, value: &Value) -> Result<(), String> {
+    let s = value.as_str().ok_or(format!(
+        "{name} must be a percentage as a decimal string, e.g. \"16\""
+    ))?;
+    let m: Money = s.parse().map_err(|e| format!("{name}: {e}"))?;
+    // Up to 1000%: base ceilings are 300% of the average wage.
+    if !(0..=100_000).contains(&m.minor()) {
+        return Err(format!("{name} must be between 0 and 1000"));
+    }
+    Ok(())
+}
+
+fn month_shape(name: &str, value: &Value) -> Result<(), String> {
+    let s = value
+        .as_str()
+        .ok_or(format!("{name} must be a month string, e.g. \"1998-01\""))?;
+    s.parse::<crate::time::Month>()
+        .map_err(|e| format!("{name}: {e}"))?;
+    Ok(())
+}
+
+fn retirement_schedule_shape(name: &str, value: &Value) -> Result<(), String> {
+    let obj = object(name, value, &["men", "women_55", "women_50"])?;
+    for (cat, v) in obj {
+        let f = object(
+            &format!("{name}.{cat}"),
+            v,
+            &["original_age", "first_affected", "step", "max_delay"],
+        )?;
+        for (k, v) in f {
+            let path = format!("{name}.{cat}.{k}");
+            if k == "first_affected" {
+                check_parameter_shape(&path, Shape::Month, v)?;
+            } else {
+                count(&path, v)?;
             }
-            Ok(())
         }
-        Shape::MinimumMonths => {
-            let obj = object(name, value, &["base", "from_year", "step", "steps"])?;
-            for (k, v) in obj {
-                let n = count(&format!("{name}.{k}"), v);
-                if k == "from_year" {
-                    let y = v.as_u64().filter(|y| (1951..=9999).contains(y));
-                    y.ok_or(format!("{name}.from_year must be a year"))?;
-                } else {
-                    n?;
-                }
-            }
-            Ok(())
-        }
-        Shape::Divisors => {
-            let obj = value.as_object().filter(|o| !o.is_empty()).ok_or(format!(
-                "{name} must map completed ages to months, e.g. {{\"60\": 139}}"
-            ))?;
-            for (age, v) in obj {
-                let a: u32 = age
-                    .parse()
-                    .map_err(|_| format!("{name}: {age:?} is not an age"))?;
-                if !(16..=100).contains(&a) {
-                    return Err(format!("{name}: age {a} is out of range"));
-                }
-                if count(&format!("{name}.{age}"), v)? == 0 {
-                    return Err(format!("{name}.{age} must be at least 1 month"));
-                }
-            }
-            Ok(())
-        }
-        Shape::Codes => {
-            let list = value
-                .as_array()
-                .ok_or(format!("{name} must be a list of codes"))?;
-            if list
-                .iter()
-                .any(|v| !v.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 64))
-            {
-                return Err(format!(
-                    "{name} must hold non-empty strings of at most 64 bytes"
-                ));
-            }
-            Ok(())
+        if count(name, &f["step"])? == 0 {
+            return Err(format!("{name}.{cat}.step must be at least 1"));
         }
     }
+    Ok(())
+}
+
+fn minimum_months_shape(name: &str, value: &Value) -> Result<(), String> {
+    let obj = object(name, value, &["base", "from_year", "step", "steps"])?;
+    for (k, v) in obj {
+        let n = count(&format!("{name}.{k}"), v);
+        if k == "from_year" {
+            let y = v.as_u64().filter(|y| (1951..=9999).contains(y));
+            y.ok_or(format!("{name}.from_year must be a year"))?;
+        } else {
+            n?;
+        }
+    }
+    Ok(())
+}
+
+fn divisors_shape(name: &str, value: &Value) -> Result<(), String> {
+    let obj = value.as_object().filter(|o| !o.is_empty()).ok_or(format!(
+        "{name} must map completed ages to months, e.g. {{\"60\": 139}}"
+    ))?;
+    for (age, v) in obj {
+        let a: u32 = age
+            .parse()
+            .map_err(|_| format!("{name}: {age:?} is not an age"))?;
+        if !(16..=100).contains(&a) {
+            return Err(format!("{name}: age {a} is out of range"));
+        }
+        if count(&format!("{name}.{age}"), v)? == 0 {
+            return Err(format!("{name}.{age} must be at least 1 month"));
+        }
+    }
+    Ok(())
+}
+
+fn codes_shape(name: &str, value: &Value) -> Result<(), String> {
+    let list = value
+        .as_array()
+        .ok_or(format!("{name} must be a list of codes"))?;
+    if list
+        .iter()
+        .any(|v| !v.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 64))
+    {
+        return Err(format!(
+            "{name} must hold non-empty strings of at most 64 bytes"
+        ));
+    }
+    Ok(())
 }

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoint, SignedNote, Trust};
 use crate::envelope::{Envelope, LedgerId};
 use crate::event::*;
+use crate::fact::{line_fact, Fact, FactKind, Published};
 use crate::ids::WorkerId;
 use crate::log_tree::event_leaf;
 use crate::merkle;
-use crate::projection::{line_fact, Fact, FactKind, Published};
 use crate::time::Instant;
 use crate::wire::{self, ProvenLine};
 
@@ -276,28 +276,6 @@ impl Contents {
     }
 }
 
-/// The worker's event indexes and the parameter publications' indexes up to `size`, in log
-/// order: what a statement at that size holds. The same on every node with the same log, since
-/// each index entry is written with the event that gives it.
-pub fn listed_indexes(
-    view: &dyn crate::state::StateRead,
-    worker: &str,
-    size: u64,
-) -> Result<(Vec<u64>, Vec<u64>), crate::state::StoreFault> {
-    let events = view
-        .scan_prefix(&crate::projection::keys::worker_prefix(worker))?
-        .iter()
-        .filter_map(|(k, _)| crate::projection::index_of_key(k))
-        .filter(|i| *i <= size)
-        .collect();
-    let parameters = crate::projection::published(view)?
-        .iter()
-        .map(|p| p.index)
-        .filter(|i| *i <= size)
-        .collect();
-    Ok((events, parameters))
-}
-
 /// Parses a signed note that must be in canonical form and carry a quorum of trusted signatures.
 fn quorum_note(
     text: &str,
@@ -434,105 +412,92 @@ fn check_worker(p: &ProvenEvent, worker: &WorkerId) -> Result<(), StatementError
 /// them: what the entitlement is recomputed from.
 pub fn facts(proven: &Proven) -> Vec<Fact> {
     let mut out: Vec<Fact> = Vec::new();
-    let index_of = |id: &Hash32| {
-        proven
-            .events
-            .iter()
-            .find(|e| e.event_id == *id)
-            .map(|e| e.index)
-    };
-    let whole = |kind: &EventKind, index: u64, positions: &[u32]| -> Vec<Fact> {
-        let w = proven.worker.as_str();
-        let one = |what| {
-            vec![Fact {
-                index,
-                line: 0,
-                what,
-            }]
-        };
-        match kind {
-            EventKind::ContributionsDeclared(_) | EventKind::PlatformOrders(_) => kind
-                .lines()
-                .iter()
-                .zip(positions.iter().copied().chain(0..))
-                .filter_map(|(l, pos)| {
-                    line_fact(kind, l)
-                        .filter(|(lw, _)| lw.as_str() == w)
-                        .map(|(_, what)| Fact {
-                            index,
-                            line: pos,
-                            what,
-                        })
-                })
-                .collect(),
-            EventKind::ContractEnded(e) => one(FactKind::ContractEnded {
-                contract: e.contract.clone(),
-                end: e.end,
-            }),
-            EventKind::TransferCompleted(e) => one(FactKind::TransferCompleted(e.clone())),
-            other => {
-                // Stateless kinds: the projection's own mapping.
-                crate::projection::facts_of(&NoState, other)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(fw, _, _)| fw == w)
-                    .map(|(_, line, what)| Fact { index, line, what })
-                    .collect()
-            }
-        }
-    };
+    let worker = proven.worker.as_str();
     for e in &proven.events {
         match &e.body.kind {
-            EventKind::Correction(c) => {
-                let Some(t) = index_of(&c.target) else {
-                    continue;
-                };
-                match (c.line, c.action, &c.replacement) {
-                    (Some(line), CorrectionAction::Replace, Some(Replacement::Line(l))) => {
-                        let target = proven.events.iter().find(|x| x.index == t).expect("found");
-                        if let Some((_, what)) = line_fact(&target.body.kind, l) {
-                            for f in out.iter_mut().filter(|f| f.index == t && f.line == line) {
-                                f.what = what.clone();
-                            }
-                        }
-                    }
-                    (Some(line), _, _) => out.retain(|f| !(f.index == t && f.line == line)),
-                    (None, CorrectionAction::Replace, Some(Replacement::Event(new))) => {
-                        // The replacement is a whole event: its lines keep their own positions.
-                        let kept: Vec<u32> = out
-                            .iter()
-                            .filter(|f| f.index == t)
-                            .map(|f| f.line)
-                            .collect();
-                        out.retain(|f| f.index != t);
-                        out.extend(
-                            whole(new, t, &[])
-                                .into_iter()
-                                .filter(|f| kept.contains(&f.line)),
-                        );
-                    }
-                    (None, _, _) => out.retain(|f| f.index != t),
-                }
-            }
-            kind => out.extend(whole(kind, e.index, &e.line_positions)),
+            EventKind::Correction(c) => correct_facts(proven, &mut out, c),
+            kind => out.extend(event_facts(worker, kind, e.index, &e.line_positions)),
         }
     }
     out.sort_by_key(|f| (f.index, f.line));
     out
 }
 
-/// A view with no state: for the event kinds whose facts need none.
-struct NoState;
-
-impl crate::state::StateRead for NoState {
-    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, crate::state::StoreFault> {
-        Ok(None)
+/// The facts one event of the statement gives about `worker` (`positions`: the worker's lines).
+fn event_facts(worker: &str, kind: &EventKind, index: u64, positions: &[u32]) -> Vec<Fact> {
+    let one = |what| {
+        vec![Fact {
+            index,
+            line: 0,
+            what,
+        }]
+    };
+    match kind {
+        EventKind::ContributionsDeclared(_) | EventKind::PlatformOrders(_) => kind
+            .lines()
+            .iter()
+            .zip(positions.iter().copied().chain(0..))
+            .filter_map(|(l, pos)| {
+                line_fact(kind, l)
+                    .filter(|(lw, _)| lw.as_str() == worker)
+                    .map(|(_, what)| Fact {
+                        index,
+                        line: pos,
+                        what,
+                    })
+            })
+            .collect(),
+        EventKind::ContractEnded(e) => one(FactKind::ContractEnded {
+            contract: e.contract.clone(),
+            end: e.end,
+        }),
+        EventKind::TransferCompleted(e) => one(FactKind::TransferCompleted(e.clone())),
+        other => {
+            // Stateless kinds: the projection's own mapping.
+            crate::fact::facts_given(other, None)
+                .into_iter()
+                .filter(|(fw, _, _)| fw == worker)
+                .map(|(_, line, what)| Fact { index, line, what })
+                .collect()
+        }
     }
-    fn scan_prefix(
-        &self,
-        _: &[u8],
-    ) -> Result<Vec<crate::state::KeyValue>, crate::state::StoreFault> {
-        Ok(Vec::new())
+}
+
+/// Applies a correction of the statement to the facts gathered so far (its target comes first).
+fn correct_facts(proven: &Proven, out: &mut Vec<Fact>, c: &Correction) {
+    let Some(t) = proven
+        .events
+        .iter()
+        .find(|e| e.event_id == c.target)
+        .map(|e| e.index)
+    else {
+        return;
+    };
+    match (c.line, c.action, &c.replacement) {
+        (Some(line), CorrectionAction::Replace, Some(Replacement::Line(l))) => {
+            let target = proven.events.iter().find(|x| x.index == t).expect("found");
+            if let Some((_, what)) = line_fact(&target.body.kind, l) {
+                for f in out.iter_mut().filter(|f| f.index == t && f.line == line) {
+                    f.what = what.clone();
+                }
+            }
+        }
+        (Some(line), _, _) => out.retain(|f| !(f.index == t && f.line == line)),
+        (None, CorrectionAction::Replace, Some(Replacement::Event(new))) => {
+            // The replacement is a whole event: its lines keep their own positions.
+            let kept: Vec<u32> = out
+                .iter()
+                .filter(|f| f.index == t)
+                .map(|f| f.line)
+                .collect();
+            out.retain(|f| f.index != t);
+            out.extend(
+                event_facts(proven.worker.as_str(), new, t, &[])
+                    .into_iter()
+                    .filter(|f| kept.contains(&f.line)),
+            );
+        }
+        (None, _, _) => out.retain(|f| f.index != t),
     }
 }
 
@@ -580,7 +545,7 @@ mod tests {
     }
 
     fn envelope(json: &str, signer: &SigningKey) -> Envelope {
-        let (kind, _) = crate::event::parse_json_event(json).unwrap();
+        let (kind, _) = crate::json::parse_json_event(json).unwrap();
         let body = EventBody {
             signed_at: at("2024-03-01T00:00:00+08:00"),
             kind,

@@ -435,29 +435,7 @@ fn decode_lines<L, M: Message + Default>(
             let root = Hash32::from_slice(root).map_err(|e| invalid("lines_root", e))?;
             return proven
                 .iter()
-                .map(|p| {
-                    let leaf = merkle::leaf_hash(&p.bytes);
-                    if !merkle::verify_inclusion(
-                        &leaf,
-                        u64::from(p.position),
-                        u64::from(count),
-                        &p.proof,
-                        &root,
-                    ) {
-                        return Err(Refusal::Malformed(format!(
-                            "line {} does not prove into the signed lines_root",
-                            p.position
-                        )));
-                    }
-                    if p.bytes.len() > MAX_LINE_BYTES {
-                        return Err(Refusal::TooLarge(format!(
-                            "line {} is over {MAX_LINE_BYTES} bytes",
-                            p.position
-                        )));
-                    }
-                    let msg: M = decode_canonical(&format!("line {}", p.position), &p.bytes)?;
-                    convert(&msg).map_err(|e| prefix_line(p.position as usize, e))
-                })
+                .map(|p| decode_proven_line(p, count, &root, &convert))
                 .collect();
         }
     };
@@ -495,6 +473,36 @@ fn decode_lines<L, M: Message + Default>(
             convert(&msg).map_err(|e| prefix_line(i, e))
         })
         .collect()
+}
+
+/// One line that travels with its inclusion proof into the signed `lines_root`.
+fn decode_proven_line<L, M: Message + Default>(
+    p: &ProvenLine,
+    count: u32,
+    root: &Hash32,
+    convert: &impl Fn(&M) -> Result<L, Refusal>,
+) -> Result<L, Refusal> {
+    let leaf = merkle::leaf_hash(&p.bytes);
+    if !merkle::verify_inclusion(
+        &leaf,
+        u64::from(p.position),
+        u64::from(count),
+        &p.proof,
+        root,
+    ) {
+        return Err(Refusal::Malformed(format!(
+            "line {} does not prove into the signed lines_root",
+            p.position
+        )));
+    }
+    if p.bytes.len() > MAX_LINE_BYTES {
+        return Err(Refusal::TooLarge(format!(
+            "line {} is over {MAX_LINE_BYTES} bytes",
+            p.position
+        )));
+    }
+    let msg: M = decode_canonical(&format!("line {}", p.position), &p.bytes)?;
+    convert(&msg).map_err(|e| prefix_line(p.position as usize, e))
 }
 
 fn prefix_line(i: usize, e: Refusal) -> Refusal {
@@ -767,9 +775,9 @@ fn kind_from_pb(k: &pb::event_body::Kind, lines: LinesSource<'_>) -> Result<Even
             }))
         }
         K::LedgerAct(e) => {
-            crate::authority::check_nonce(&e.nonce).map_err(|m| invalid("nonce", m))?;
+            crate::act::check_nonce(&e.nonce).map_err(|m| invalid("nonce", m))?;
             no_lines(EventKind::LedgerAct(LedgerAct {
-                act: crate::authority::Act::parse(&e.act).map_err(|m| invalid("act", m))?,
+                act: crate::act::Act::parse(&e.act).map_err(|m| invalid("act", m))?,
                 nonce: e.nonce.clone(),
             }))
         }

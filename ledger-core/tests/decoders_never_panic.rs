@@ -5,9 +5,10 @@
 
 use ed25519_dalek::SigningKey;
 use ledger_core::envelope::{Envelope, LedgerId};
+use ledger_core::event::EventBody;
 use ledger_core::event::Hash32;
-use ledger_core::event::{parse_json_event, EventBody};
-use ledger_core::state::StoredRecord;
+use ledger_core::json::parse_json_event;
+use ledger_core::records::StoredRecord;
 use ledger_core::time::Instant;
 use ledger_core::{merkle, pb, wire};
 use proptest::prelude::*;
@@ -135,7 +136,7 @@ proptest! {
     // Worker index entries are read back from the store: any bytes are an error or an entry.
     #[test]
     fn random_worker_entries_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = ledger_core::projection::WorkerEntry::decode(&bytes);
+        let _ = ledger_core::fact::WorkerEntry::decode(&bytes);
     }
 }
 

@@ -13,9 +13,11 @@ use ed25519_dalek::SigningKey;
 use ledger_core::event::*;
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 use ledger_core::ids::*;
+use ledger_core::kv::Writes;
 use ledger_core::projection;
 use ledger_core::rules::{self, Entitlement, Params};
-use ledger_core::state::{self, Outcome, Writes};
+use ledger_core::schema;
+use ledger_core::state::{self, Outcome};
 use ledger_core::time::{Instant, Month};
 use proptest::prelude::*;
 
@@ -796,7 +798,7 @@ fn projection_of(store: &Mem) -> Vec<(Vec<u8>, Vec<u8>)> {
     store
         .0
         .iter()
-        .filter(|(k, _)| projection::is_projection_key(k))
+        .filter(|(k, _)| schema::is_projection_key(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -814,7 +816,7 @@ fn rebuilt(store: &Mem) -> Vec<(Vec<u8>, Vec<u8>)> {
     s.commit(&w);
     let mut v = Writes::new();
     v.insert(
-        projection::keys::VERSION.to_vec(),
+        ledger_core::schema::PROJECTION_VERSION.to_vec(),
         Some(projection::PROJECTION_VERSION.to_be_bytes().to_vec()),
     );
     s.commit(&v);

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use ledger_core::envelope::{event_id, Envelope, EVENT_DOMAIN};
 use ledger_core::event::*;
+use ledger_core::json::parse_json_event;
 use ledger_core::refusal::Refusal;
 use ledger_core::{merkle, wire};
 

@@ -8,8 +8,8 @@ mod common;
 
 use common::*;
 use ledger_core::event::*;
+use ledger_core::fact::{Fact, FactKind};
 use ledger_core::ids::ContractId;
-use ledger_core::projection::{Fact, FactKind};
 use ledger_core::rulebook::Rulebook;
 use ledger_core::rules::indicators::{
     indicators, Cell, Indicators, AGE_BANDS, DIMENSIONS, MIN_CELL_COUNT,

@@ -218,7 +218,10 @@ fn ledger_acts_cannot_be_corrected_and_are_only_signed_by_agencies() {
 #[test]
 fn a_store_without_an_authority_record_derives_it_from_the_genesis_keys() {
     let mut store = Mem::from_genesis();
-    let written = state::authority(&store).unwrap();
-    store.0.remove(state::keys::AUTHORITY);
-    assert_eq!(state::authority(&store).unwrap(), written);
+    let written = ledger_core::authority::Authority::read(&store).unwrap();
+    store.0.remove(ledger_core::schema::AUTHORITY);
+    assert_eq!(
+        ledger_core::authority::Authority::read(&store).unwrap(),
+        written
+    );
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use ledger_core::envelope::{Envelope, SignatureEntry};
 use ledger_core::event::*;
 use ledger_core::ids::{WorkerId, MAX_ID_BYTES, MAX_TEXT_BYTES};
+use ledger_core::json::parse_json_event;
 use ledger_core::limits::*;
 use ledger_core::money::Money;
 use ledger_core::refusal::Refusal;

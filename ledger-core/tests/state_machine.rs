@@ -13,9 +13,13 @@ use ed25519_dalek::SigningKey;
 use ledger_core::envelope::VerifiedEvent;
 use ledger_core::event::*;
 use ledger_core::ids::OrderId;
+use ledger_core::kv;
 use ledger_core::money::Money;
+use ledger_core::records;
+use ledger_core::records::{chain_next, StoredRecord};
 use ledger_core::refusal::Refusal;
-use ledger_core::state::{self, chain_next, keys, Applied, Outcome, Receipt, StoredRecord};
+use ledger_core::schema as keys;
+use ledger_core::state::{self, Applied, Outcome, Receipt};
 use ledger_core::time::Instant;
 use proptest::prelude::*;
 
@@ -137,7 +141,7 @@ impl World {
             other => panic!("expected a refusal, got {other:?}"),
         };
         assert_eq!(applied.head, head, "{refusal:?}: the head moved");
-        let mut only_head = state::Writes::new();
+        let mut only_head = kv::Writes::new();
         only_head.insert(keys::HEAD.to_vec(), Some(head.encode()));
         assert_eq!(
             applied.writes, only_head,
@@ -173,7 +177,7 @@ fn valid_flow_appends_in_order_and_extends_the_chain() {
     let a44 = key(AGENCY_44);
     let emp = key(EMPLOYER_44);
     let genesis_head = w.store.head();
-    assert_eq!(genesis_head, state::Head::default());
+    assert_eq!(genesis_head, records::Head::default());
 
     let events = [
         w.ev(key_registered("CN-44", Role::Employer, "E1", &emp), &[&a44]),
@@ -213,15 +217,14 @@ fn valid_flow_appends_in_order_and_extends_the_chain() {
         prev = head;
     }
     // The key record, the person, the worker index (with line positions) and the guard.
-    let k: state::KeyRecord = serde_json::from_slice(&w.store.0[&keys::key(&pk(&emp))]).unwrap();
+    let k: records::KeyRecord = serde_json::from_slice(&w.store.0[&keys::key(&pk(&emp))]).unwrap();
     assert_eq!(
         (k.role, k.subject.as_str(), k.registered_at, k.revoked_at),
         (Role::Employer, "E1", 1, None)
     );
     assert!(w.store.0.contains_key(&[b"pW-1".as_slice()].concat()));
-    let entry = |i| {
-        ledger_core::projection::WorkerEntry::decode(&w.store.0[&keys::worker("W-1", i)]).unwrap()
-    };
+    let entry =
+        |i| ledger_core::fact::WorkerEntry::decode(&w.store.0[&keys::worker("W-1", i)]).unwrap();
     assert!(entry(2).positions.is_empty());
     assert_eq!(entry(3).positions, vec![0, 1]);
     assert_eq!(
@@ -335,7 +338,7 @@ fn a_revoked_key_is_refused() {
         &[&k],
     ));
     let revocation = w.appended(w.ev(key_revoked(&k), &[&a44]));
-    let rec: state::KeyRecord = serde_json::from_slice(&w.store.0[&keys::key(&pk(&k))]).unwrap();
+    let rec: records::KeyRecord = serde_json::from_slice(&w.store.0[&keys::key(&pk(&k))]).unwrap();
     assert_eq!(rec.revoked_at, Some(revocation.index));
     let r = assert_refused!(
         w,

@@ -11,6 +11,7 @@ use ed25519_dalek::SigningKey;
 use ledger_core::envelope::{event_id, Envelope};
 use ledger_core::event::*;
 use ledger_core::ids::*;
+use ledger_core::json::{parse_json_event, to_json_event};
 use ledger_core::jurisdiction::Jurisdiction;
 use ledger_core::money::{Money, MAX_MINOR};
 use ledger_core::refusal::Refusal;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use ledger_core::checkpoint::{Checkpoint, SignedNote, Trust};
 use ledger_core::genesis::Genesis;
+use ledger_core::records;
 use ledger_core::state;
 use ledger_proto::admin::BackupChunk;
 use openraft::StoredMembership;
@@ -215,7 +216,7 @@ fn against_checkpoint(
         base: store,
         pending: &staged.writes,
     };
-    let root = ledger_core::log_tree::root(&view, cp.size).map_err(|e| anyhow::anyhow!(e.0))?;
+    let root = ledger_core::records::tree_root(&view, cp.size).map_err(|e| anyhow::anyhow!(e.0))?;
     if root != cp.root {
         bail!(
             "the backup's Merkle root at {} events is {}, the checkpoint signed by {} says {}: \
@@ -269,7 +270,7 @@ pub fn restore(file: &Path, cfg: &NodeConfig) -> anyhow::Result<Header> {
         }
     };
     store.commit(&staged.writes)?;
-    let head = state::read_head(&store).map_err(|e| anyhow::anyhow!(e.0))?;
+    let head = records::read_head(&store).map_err(|e| anyhow::anyhow!(e.0))?;
     let marker = cfg.data_dir.join("head");
     let (mut m, _) = crate::head_marker::HeadMarker::open(&marker)
         .with_context(|| format!("opening {}", marker.display()))?;

@@ -14,7 +14,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use ledger_core::event::Hash32;
-use ledger_core::state::Head;
+use ledger_core::records::Head;
 
 const SLOT: usize = 64;
 

@@ -7,7 +7,11 @@ use std::sync::Arc;
 
 use ledger_core::envelope::VerifiedEvent;
 use ledger_core::genesis::Genesis;
-use ledger_core::state::{self, keys, Head, StateRead, StoredRecord};
+use ledger_core::kv::StateRead;
+use ledger_core::records;
+use ledger_core::records::{Head, StoredRecord};
+use ledger_core::schema as keys;
+use ledger_core::state;
 
 use crate::raft::OutcomeRecord;
 use ledger_core::time::Instant;
@@ -225,7 +229,7 @@ impl Ledger {
     }
     /// The head of the applied log, as the store records it (in both modes).
     pub fn head(&self) -> Result<Head, LedgerError> {
-        state::read_head(self.store.as_ref()).map_err(|e| LedgerError::Store(StoreError::Io(e.0)))
+        records::read_head(self.store.as_ref()).map_err(|e| LedgerError::Store(StoreError::Io(e.0)))
     }
 
     /// The Raft handle, when the node replicates.
@@ -463,7 +467,7 @@ fn verify_record(
     }
     wire::decode_event(&rec.envelope.body, &rec.envelope.lines)
         .map_err(|e| format!("event {}: stored body no longer decodes: {e}", rec.index))?;
-    let link = state::chain_next(chain, rec.index, &rec.event_id, rec.stamp);
+    let link = records::chain_next(chain, rec.index, &rec.event_id, rec.stamp);
     if link != rec.chain {
         return Err(format!("event {}: hash chain broken", rec.index));
     }
@@ -480,8 +484,8 @@ fn verify_record(
 /// Walks the whole stored log: each record's checksum, contiguous indexes, event ids that match
 /// their bodies, the id index, and the hash chain up to the head; then compares with the marker.
 pub fn verify_log(store: &dyn Store, marked: Option<Head>) -> Result<Head, String> {
-    let head = state::read_head(store).map_err(|e| e.0)?;
-    let ledger = state::read_ledger_id(store).map_err(|e| e.0)?;
+    let head = records::read_head(store).map_err(|e| e.0)?;
+    let ledger = records::read_ledger_id(store).map_err(|e| e.0)?;
     let mut chain = ledger_core::event::Hash32::default();
     let mut expected_index = 1u64;
     let mut after: Option<Vec<u8>> = None;
@@ -769,7 +773,7 @@ impl RaftAppender {
             self.raft
                 .wait(Some(COMMIT_TIMEOUT))
                 .metrics(
-                    move |_| state::read_head(store.as_ref()).is_ok_and(|h| h.size >= target),
+                    move |_| records::read_head(store.as_ref()).is_ok_and(|h| h.size >= target),
                     "local apply",
                 )
                 .await

@@ -25,8 +25,10 @@ use std::time::{Duration, SystemTime};
 use ed25519_dalek::SigningKey;
 use ledger_core::checkpoint::{Checkpoint, NoteKey, SignedNote, Trust};
 use ledger_core::event::PublicKeyBytes;
-use ledger_core::statement::{listed_indexes, Contents, CONTENTS_HEADER};
-use ledger_core::{log_tree, state};
+use ledger_core::kv;
+use ledger_core::projection::listed_indexes;
+use ledger_core::records;
+use ledger_core::statement::{Contents, CONTENTS_HEADER};
 use tokio::sync::{watch, Notify};
 use tonic::Status;
 
@@ -272,12 +274,12 @@ impl Notary {
 
     /// A checkpoint of the tree as the store holds it now, signed by this node.
     pub fn checkpoint(&self, store: &SledStore) -> Result<SignedNote, Status> {
-        let read = |e: state::StoreFault| Status::internal(e.to_string());
-        let size = state::read_head(store).map_err(read)?.size;
+        let read = |e: kv::StoreFault| Status::internal(e.to_string());
+        let size = records::read_head(store).map_err(read)?.size;
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size,
-            root: log_tree::root(store, size).map_err(read)?,
+            root: records::tree_root(store, size).map_err(read)?,
         };
         let mut note = SignedNote::new(cp.body());
         note.sign(&self.name, &self.key)
@@ -325,8 +327,8 @@ impl Notary {
                 cp.origin, self.origin
             )));
         }
-        let read = |e: state::StoreFault| Status::internal(e.to_string());
-        let size = state::read_head(store).map_err(read)?.size;
+        let read = |e: kv::StoreFault| Status::internal(e.to_string());
+        let size = records::read_head(store).map_err(read)?.size;
         if cp.size > size {
             // Unavailable, the code for "try again": a peer's notary retries on it, and only on
             // it (a fork is FailedPrecondition and ends the attempt).
@@ -335,7 +337,7 @@ impl Notary {
                 cp.size
             )));
         }
-        let mine = log_tree::root(store, cp.size).map_err(read)?;
+        let mine = records::tree_root(store, cp.size).map_err(read)?;
         if mine != cp.root {
             self.evidence.keep(text, "root")?;
             return Err(Status::failed_precondition(format!(
@@ -420,7 +422,7 @@ impl Notary {
 
     async fn refresh(&self, ledger: &Ledger) {
         let store = ledger.store();
-        let Ok(head) = state::read_head(store) else {
+        let Ok(head) = records::read_head(store) else {
             return;
         };
         let current = self.cached.borrow().clone();

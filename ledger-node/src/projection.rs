@@ -4,23 +4,24 @@
 //! event in chunks (progress in the log), and writes the version last, so an interrupted rebuild
 //! simply starts again on the next start.
 
+use ledger_core::kv::Writes;
 use ledger_core::projection::{self, PROJECTION_VERSION};
+use ledger_core::records;
 use ledger_core::rulebook::Rulebook;
-use ledger_core::state::{self, Writes};
 
 use crate::store::{Store, StoreError};
 
 /// Events replayed per committed chunk.
 pub const REBUILD_CHUNK_EVENTS: u64 = 10_000;
 
-fn fault(e: ledger_core::state::StoreFault) -> StoreError {
+fn fault(e: ledger_core::kv::StoreFault) -> StoreError {
     StoreError::Io(e.0)
 }
 
 /// True when the stored projection is of this build's format.
 pub fn is_current(store: &dyn Store) -> Result<bool, StoreError> {
     Ok(store
-        .get(projection::keys::VERSION)
+        .get(ledger_core::schema::PROJECTION_VERSION)
         .map_err(fault)?
         .as_deref()
         == Some(&PROJECTION_VERSION.to_be_bytes()[..]))
@@ -31,28 +32,28 @@ pub fn is_current(store: &dyn Store) -> Result<bool, StoreError> {
 pub fn rebuild(store: &dyn Store, mut progress: impl FnMut(u64, u64)) -> Result<u64, StoreError> {
     let mut clear = Writes::new();
     for prefix in [
-        &[projection::keys::WORKER][..],
-        &[ledger_core::log_tree::TREE][..],
-        &[projection::keys::PUBLISHED][..],
+        &[ledger_core::schema::WORKER][..],
+        &[ledger_core::schema::TREE][..],
+        &[ledger_core::schema::PUBLISHED][..],
     ] {
         for (k, _) in store.scan_prefix(prefix).map_err(fault)? {
             clear.insert(k, None);
         }
     }
-    clear.insert(projection::keys::VERSION.to_vec(), None);
+    clear.insert(ledger_core::schema::PROJECTION_VERSION.to_vec(), None);
     // A ledger created before rulebooks were stored gets this build's.
     if store
-        .get(projection::keys::RULEBOOK)
+        .get(ledger_core::schema::RULEBOOK)
         .map_err(fault)?
         .is_none()
     {
         clear.insert(
-            projection::keys::RULEBOOK.to_vec(),
+            ledger_core::schema::RULEBOOK.to_vec(),
             Some(Rulebook::builtin().to_bytes()),
         );
     }
     store.commit(&clear)?;
-    let head = state::read_head(store).map_err(fault)?;
+    let head = records::read_head(store).map_err(fault)?;
     let mut from = 1;
     while from <= head.size {
         let to = (from + REBUILD_CHUNK_EVENTS - 1).min(head.size);
@@ -63,7 +64,7 @@ pub fn rebuild(store: &dyn Store, mut progress: impl FnMut(u64, u64)) -> Result<
     }
     let mut done = Writes::new();
     done.insert(
-        projection::keys::VERSION.to_vec(),
+        ledger_core::schema::PROJECTION_VERSION.to_vec(),
         Some(PROJECTION_VERSION.to_be_bytes().to_vec()),
     );
     store.commit(&done)?;

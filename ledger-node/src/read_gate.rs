@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use ledger_core::envelope::{read_message, LedgerId, ReadScope, READ_NONCE_BYTES};
 use ledger_core::event::PublicKeyBytes;
-use ledger_core::state::{keys, KeyRecord, StateRead};
+use ledger_core::kv::StateRead;
+use ledger_core::records::KeyRecord;
+use ledger_core::schema as keys;
 use ledger_proto::node as pb;
 use tonic::Status;
 

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use ledger_core::event::Role;
+use ledger_core::fact;
 use ledger_core::jurisdiction::Jurisdiction;
-use ledger_core::log_tree;
+use ledger_core::kv::{StateRead, StoreFault};
 use ledger_core::projection;
+use ledger_core::records;
 use ledger_core::rules::{self, Params, RuleError};
-use ledger_core::state::{self, StateRead, StoreFault};
 use ledger_core::time::{Date, Instant, Month};
 use ledger_proto::rights::{self as pb, rights_server};
 use tonic::{Request, Response, Status};
@@ -58,13 +59,13 @@ impl RightsService {
     async fn with_facts<T: Send + 'static>(
         &self,
         worker: String,
-        f: impl FnOnce(&str, &[projection::Fact], &Params<'_>) -> Result<T, RuleError> + Send + 'static,
+        f: impl FnOnce(&str, &[fact::Fact], &Params<'_>) -> Result<T, RuleError> + Send + 'static,
     ) -> Result<(T, u64), Status> {
         let ledger = self.ledger.clone();
         tokio::task::spawn_blocking(move || {
             let store = ledger.store();
             let read = |e: StoreFault| Status::internal(e.to_string());
-            let size = state::read_head(store).map_err(read)?.size;
+            let size = records::read_head(store).map_err(read)?.size;
             let facts = projection::worker_facts(store, &worker).map_err(read)?;
             let stored = projection::StoredParams::read(store).map_err(read)?;
             let params = stored.params();
@@ -169,7 +170,7 @@ impl rights_server::Rights for RightsService {
         let (doc, log_size) = tokio::task::spawn_blocking(move || {
             let store = ledger.store();
             let read = |e: StoreFault| Status::internal(e.to_string());
-            let size = state::read_head(store).map_err(read)?.size;
+            let size = records::read_head(store).map_err(read)?.size;
             let stored = projection::StoredParams::read(store).map_err(read)?;
             let params = stored.params();
             let mut tally = rules::indicators::Tally::new(&params, period, scope.as_ref());
@@ -192,13 +193,12 @@ impl rights_server::Rights for RightsService {
         let worker = self.authorize(&req.worker, req.token, read_method::STATEMENT)?;
         let read = |e: StoreFault| Status::internal(e.to_string());
         // Read-your-writes: a checkpoint that covers the log as this node holds it now.
-        let size = state::read_head(self.ledger.store()).map_err(read)?.size;
+        let size = records::read_head(self.ledger.store()).map_err(read)?.size;
         let note = self.notary.cosigned_at_least(size).await?;
         let cp = ledger_core::checkpoint::Checkpoint::parse_body(&note.text)
             .map_err(|e| Status::internal(e.to_string()))?;
         let (events, parameters) =
-            ledger_core::statement::listed_indexes(self.ledger.store(), &worker, cp.size)
-                .map_err(read)?;
+            projection::listed_indexes(self.ledger.store(), &worker, cp.size).map_err(read)?;
         if events.is_empty() {
             return Err(Status::not_found(format!(
                 "unknown worker {worker}: no records on this ledger"
@@ -261,14 +261,14 @@ impl rights_server::Rights for RightsService {
         let r = request.into_inner();
         let store = self.ledger.store();
         let read = |e: StoreFault| Status::internal(e.to_string());
-        let size = state::read_head(store).map_err(read)?.size;
+        let size = records::read_head(store).map_err(read)?.size;
         if r.old_size > r.new_size || r.new_size > size {
             return Err(Status::invalid_argument(format!(
                 "no consistency proof from {} to {} on a tree of {size}",
                 r.old_size, r.new_size
             )));
         }
-        let proof = log_tree::consistency_proof(store, r.old_size, r.new_size).map_err(read)?;
+        let proof = records::consistency_proof(store, r.old_size, r.new_size).map_err(read)?;
         Ok(Response::new(pb::ConsistencyResponse {
             proof: ledger_core::merkle::proof_to_bytes(&proof),
         }))
@@ -291,11 +291,7 @@ impl RightsService {
         let hidden = || Status::not_found(format!("no event {id} that this key may read"));
         let store = self.ledger.store();
         let read = |e: StoreFault| Status::internal(e.to_string());
-        let index = store
-            .get(&state::keys::event_id(&id))
-            .map_err(read)?
-            .and_then(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes));
-        let Some(index) = index else {
+        let Some(index) = records::index_of(store, &id).map_err(read)? else {
             return Err(hidden());
         };
         let rec = self
@@ -309,7 +305,7 @@ impl RightsService {
         let note = self.notary.cosigned_at_least(index).await?;
         let cp = ledger_core::checkpoint::Checkpoint::parse_body(&note.text)
             .map_err(|e| Status::internal(e.to_string()))?;
-        let inclusion = log_tree::inclusion_proof(store, index - 1, cp.size).map_err(read)?;
+        let inclusion = records::inclusion_proof(store, index - 1, cp.size).map_err(read)?;
         Ok(pb::ProofResponse {
             index,
             appended_at: rec.stamp.to_string(),
@@ -323,7 +319,7 @@ impl RightsService {
 fn may_read_event(
     env: &ledger_core::envelope::Envelope,
     pk: &ledger_core::event::PublicKeyBytes,
-    key: &state::KeyRecord,
+    key: &records::KeyRecord,
 ) -> bool {
     if env.signatures.iter().any(|s| s.public_key == *pk) {
         return true;
@@ -361,26 +357,27 @@ fn build_statement(
             .map_err(|e| Status::internal(e.to_string()))?
             .ok_or_else(|| Status::internal(format!("event {index} missing")))?;
         let (env, kept, proofs) = redacted(&rec.envelope, positions);
-        let inclusion = log_tree::inclusion_proof(store, index - 1, cp.size).map_err(read)?;
+        let inclusion = records::inclusion_proof(store, index - 1, cp.size).map_err(read)?;
         Ok(StatementEvent::new(
             index, rec.stamp, &env, kept, proofs, inclusion,
         ))
     };
     let mut packed = Vec::with_capacity(events.len());
     for (k, v) in store
-        .scan_prefix(&projection::keys::worker_prefix(worker))
+        .scan_prefix(&ledger_core::schema::worker_prefix(worker))
         .map_err(read)?
     {
-        let index = projection::index_of_key(&k).ok_or_else(|| Status::internal("bad key"))?;
+        let index = ledger_core::schema::index_of_worker_key(&k)
+            .ok_or_else(|| Status::internal("bad key"))?;
         if events.binary_search(&index).is_ok() {
-            let entry = projection::WorkerEntry::decode(&v).map_err(read)?;
+            let entry = fact::WorkerEntry::decode(&v).map_err(read)?;
             packed.push(pack(index, &entry.positions)?);
         }
     }
     let st = Statement {
         format: STATEMENT_FORMAT.to_string(),
         worker: worker.to_string(),
-        ledger: ledger_core::state::read_ledger_id(store)
+        ledger: ledger_core::records::read_ledger_id(store)
             .map_err(read)?
             .to_hex(),
         checkpoint: note.format(),

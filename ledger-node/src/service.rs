@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use ledger_core::envelope::{read_method, Envelope, LedgerId, VerifiedEvent};
 use ledger_core::event::{EventKind, Hash32, PublicKeyBytes, Role};
+use ledger_core::kv::StateRead;
 use ledger_core::limits::MAX_SIGNED_AHEAD_SECONDS;
 use ledger_core::merkle;
+use ledger_core::records::{self, StoredRecord};
 use ledger_core::refusal::Refusal;
-use ledger_core::state::{self, keys, StateRead, StoredRecord};
+use ledger_core::schema as keys;
+use ledger_core::state;
 use ledger_core::time::Instant;
 use ledger_proto::node::{self as pb, ledger_server};
 use tonic::{Request, Response, Status};
@@ -141,7 +144,7 @@ fn not_membership_act(v: VerifiedEvent) -> Result<VerifiedEvent, Refusal> {
 fn precheck_all(
     view: &dyn StateRead,
     opened: &mut [Result<VerifiedEvent, Refusal>],
-) -> Result<(), ledger_core::state::StoreFault> {
+) -> Result<(), ledger_core::kv::StoreFault> {
     let registered_here: Vec<PublicKeyBytes> = opened
         .iter()
         .flatten()
@@ -313,17 +316,10 @@ impl ledger_server::Ledger for NodeService {
             .admit(req.token, read_method::GET_EVENT, &subject)?;
         let hidden = || Status::not_found(format!("no event {subject} that this key may read"));
         let index = match (by_id, &req.by) {
-            (Some(id), _) => match self
-                .ledger
-                .store()
-                .get(&keys::event_id(&id))
+            (Some(id), _) => match records::index_of(self.ledger.store(), &id)
                 .map_err(|e| Status::internal(e.0))?
             {
-                Some(b) => u64::from_be_bytes(
-                    b.as_slice()
-                        .try_into()
-                        .map_err(|_| Status::internal("bad id index"))?,
-                ),
+                Some(index) => index,
                 None => return Err(hidden()),
             },
             (None, Some(pb::get_event_request::By::Index(i))) => *i,
@@ -371,26 +367,22 @@ impl ledger_server::Ledger for NodeService {
             .store()
             .scan(&prefix, after.as_deref(), limit + 1)
             .map_err(store_status)?;
-        if rows.is_empty() && req.after_index == 0 {
-            let person = [&[keys::PERSON][..], worker.as_str().as_bytes()].concat();
-            if self
-                .ledger
-                .store()
-                .get(&person)
+        if rows.is_empty()
+            && req.after_index == 0
+            && records::person(self.ledger.store(), worker.as_str())
                 .map_err(|e| Status::internal(e.0))?
                 .is_none()
-            {
-                return Err(Status::not_found(format!(
-                    "worker {worker} has no records on this ledger"
-                )));
-            }
+        {
+            return Err(Status::not_found(format!(
+                "worker {worker} has no records on this ledger"
+            )));
         }
         let more = rows.len() > limit;
         let mut events = Vec::with_capacity(rows.len().min(limit));
         for (k, v) in rows.into_iter().take(limit) {
             let index =
                 u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8-byte index suffix"));
-            let positions = ledger_core::projection::WorkerEntry::decode(&v)
+            let positions = ledger_core::fact::WorkerEntry::decode(&v)
                 .map_err(|e| Status::internal(e.0))?
                 .positions;
             let rec = self

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 use ledger_client::SubmitOutcome;
 use ledger_core::envelope::format_secret_key;
+use ledger_core::event::EventBody;
 use ledger_core::event::PublicKeyBytes;
-use ledger_core::event::{parse_json_event, EventBody};
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
+use ledger_core::json::parse_json_event;
 use ledger_core::Envelope;
 
 pub mod netns;

@@ -4,7 +4,8 @@
 
 use ledger_client::{Client, SubmitOutcome};
 use ledger_core::envelope::Envelope;
-use ledger_core::event::{parse_json_event, EventBody};
+use ledger_core::event::EventBody;
+use ledger_core::json::parse_json_event;
 use ledger_core::limits::MAX_BATCH_LINES;
 use ledger_core::pb;
 use ledger_tests::*;

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use ledger_client::{Client, SubmitOutcome};
 use ledger_core::envelope::{Envelope, LedgerId};
-use ledger_core::event::{parse_json_event, EventBody, Hash32};
+use ledger_core::event::{EventBody, Hash32};
+use ledger_core::json::parse_json_event;
 use ledger_tests::*;
 
 const EMPLOYER: &str = "91440300MADURABLE";

@@ -314,7 +314,7 @@ fn submissions_over_http_answer_like_submit_and_bad_bodies_change_nothing() {
     );
 
     let agency = ledger_client::keys::load(&ledger.key_path("CN-44")).unwrap();
-    let (kind, _) = ledger_core::event::parse_json_event(&person("W-POST", "CN-44")).unwrap();
+    let (kind, _) = ledger_core::json::parse_json_event(&person("W-POST", "CN-44")).unwrap();
     let body = ledger_core::event::EventBody {
         signed_at: ledger_client::jsonl::now(),
         kind,

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use ledger_client::SubmitOutcome;
 use ledger_core::envelope::LedgerId;
-use ledger_core::event::{parse_json_event, EventBody};
+use ledger_core::event::EventBody;
+use ledger_core::json::parse_json_event;
 use ledger_core::Envelope;
 use ledger_tests::netns::{Host, Mesh};
 use ledger_tests::*;

@@ -6,7 +6,8 @@
 use ed25519_dalek::SigningKey;
 use ledger_client::{read_token, Client, NodeIdentity, SubmitOutcome};
 use ledger_core::envelope::{read_method, Envelope, LedgerId};
-use ledger_core::event::{parse_json_event, EventBody, Hash32};
+use ledger_core::event::{EventBody, Hash32};
+use ledger_core::json::parse_json_event;
 use ledger_proto::node::{get_event_request::By, ledger_client::LedgerClient, GetEventRequest};
 use ledger_proto::rights::{rights_client::RightsClient, CoverageRequest, EntitlementRequest};
 use ledger_tests::*;

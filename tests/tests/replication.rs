@@ -128,7 +128,7 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
             // One request per event: each becomes its own Raft entry.
             for i in 0..40 {
                 let (kind, _) =
-                    ledger_core::event::parse_json_event(&person(&format!("W-snap-{i}"), "CN-44"))
+                    ledger_core::json::parse_json_event(&person(&format!("W-snap-{i}"), "CN-44"))
                         .unwrap();
                 let body = ledger_core::event::EventBody {
                     signed_at: ledger_client::jsonl::now(),

@@ -31,7 +31,7 @@ fn register(url: &str, key: &SigningKey, groups: &[Vec<String>]) -> Vec<(u64, Ha
                 .iter()
                 .map(|w| {
                     let (kind, _) =
-                        ledger_core::event::parse_json_event(&person(w, "CN-44")).unwrap();
+                        ledger_core::json::parse_json_event(&person(w, "CN-44")).unwrap();
                     let body = EventBody {
                         signed_at: ledger_client::jsonl::now(),
                         kind,

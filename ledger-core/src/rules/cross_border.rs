@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Coordination, ForeignMonths, Params, Posting, Worker};
 use crate::event::{ContractForm, CoverageCertificateIssued, PeriodKind};
+use crate::fact::FactKind;
 use crate::jurisdiction::Jurisdiction;
-use crate::projection::FactKind;
 use crate::rulebook::Agreement;
 use crate::time::{Date, Month};
 
@@ -56,6 +56,16 @@ pub fn postings(w: &Worker<'_>, params: &Params<'_>, as_of: Date) -> Vec<Posting
             _ => None,
         })
         .collect();
+    let mut spans = posted_contracts(w, as_of);
+    let loose = loose_certificates(&certs, &spans);
+    spans.extend(loose);
+    let mut out: Vec<Posting> = spans.iter().map(|s| posting(params, &certs, s)).collect();
+    out.sort_by(|a, b| (a.from, &a.receiving, a.to).cmp(&(b.from, &b.receiving, b.to)));
+    out
+}
+
+/// The spans of the worker's posted contracts (to their end, or the month asked about).
+fn posted_contracts<'f>(w: &Worker<'f>, as_of: Date) -> Vec<Span<'f>> {
     let mut ends: BTreeMap<&str, Date> = BTreeMap::new();
     for f in w.facts {
         if let FactKind::ContractEnded { contract, end } = &f.what {
@@ -82,8 +92,15 @@ pub fn postings(w: &Worker<'_>, params: &Params<'_>, as_of: Date) -> Vec<Posting
             named: None,
         });
     }
-    // Certificates no posted contract explains make postings of their own, merged when they
-    // touch or overlap.
+    spans
+}
+
+/// Certificates no posted contract explains make postings of their own, merged when they
+/// touch or overlap.
+fn loose_certificates<'f>(
+    certs: &[&'f CoverageCertificateIssued],
+    spans: &[Span<'_>],
+) -> Vec<Span<'f>> {
     let mut loose: Vec<&CoverageCertificateIssued> = certs
         .iter()
         .copied()
@@ -113,56 +130,53 @@ pub fn postings(w: &Worker<'_>, params: &Params<'_>, as_of: Date) -> Vec<Posting
             named: Some(c.agreement.as_str()),
         });
     }
-    spans.extend(merged);
+    merged
+}
 
-    let mut out: Vec<Posting> = spans
-        .iter()
-        .map(|s| {
-            let agreement = agreement_for(params, &s.sending, &s.receiving, s.named);
-            let mut exempt = 0u32;
-            let mut double = Vec::new();
-            for (k, m) in months_between(s.from, s.to).enumerate() {
-                let k = k as u32 + 1;
-                let allowed = agreement.is_some_and(|a| {
-                    certs
-                        .iter()
-                        .filter(|c| {
-                            c.agreement == a.agreement
-                                && same_place(&c.receiving, &s.receiving)
-                                && c.from <= m
-                                && m <= c.to
-                                && c.branches.iter().any(|b| a.branches.contains(b))
-                        })
-                        .any(|c| {
-                            let max = if a.extension_bases.contains(&c.basis) {
-                                a.extended_max_months
-                            } else {
-                                a.max_months
-                            };
-                            k <= max
-                        })
-                });
-                if allowed {
-                    exempt += 1;
-                } else {
-                    double.push(m);
-                }
-            }
-            let mut branches = agreement.map(|a| a.branches.clone()).unwrap_or_default();
-            branches.sort_by_key(|b| b.as_str());
-            Posting {
-                agreement: agreement.map(|a| a.agreement.clone()),
-                receiving: s.receiving.clone(),
-                from: s.from,
-                to: s.to,
-                exempt_months: exempt,
-                branches,
-                double_coverage_months: double,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| (a.from, &a.receiving, a.to).cmp(&(b.from, &b.receiving, b.to)));
-    out
+/// One posting: each month is exempt when a certificate of its agreement covers it within the
+/// agreement's maximum (extended for the bases that extend it), else double coverage.
+fn posting(params: &Params<'_>, certs: &[&CoverageCertificateIssued], s: &Span<'_>) -> Posting {
+    let agreement = agreement_for(params, &s.sending, &s.receiving, s.named);
+    let mut exempt = 0u32;
+    let mut double = Vec::new();
+    for (k, m) in months_between(s.from, s.to).enumerate() {
+        let k = k as u32 + 1;
+        let allowed = agreement.is_some_and(|a| {
+            certs
+                .iter()
+                .filter(|c| {
+                    c.agreement == a.agreement
+                        && same_place(&c.receiving, &s.receiving)
+                        && c.from <= m
+                        && m <= c.to
+                        && c.branches.iter().any(|b| a.branches.contains(b))
+                })
+                .any(|c| {
+                    let max = if a.extension_bases.contains(&c.basis) {
+                        a.extended_max_months
+                    } else {
+                        a.max_months
+                    };
+                    k <= max
+                })
+        });
+        if allowed {
+            exempt += 1;
+        } else {
+            double.push(m);
+        }
+    }
+    let mut branches = agreement.map(|a| a.branches.clone()).unwrap_or_default();
+    branches.sort_by_key(|b| b.as_str());
+    Posting {
+        agreement: agreement.map(|a| a.agreement.clone()),
+        receiving: s.receiving.clone(),
+        from: s.from,
+        to: s.to,
+        exempt_months: exempt,
+        branches,
+        double_coverage_months: double,
+    }
 }
 
 /// Months reported by each foreign country (insurance and voluntary, overlaps once, up to the

@@ -32,9 +32,9 @@ use serde::Serialize;
 
 use super::{Params, Worker};
 use crate::event::{ContractRegistered, Scheme};
+use crate::fact::{Fact, FactKind};
 use crate::ids::EmployerId;
 use crate::jurisdiction::Jurisdiction;
-use crate::projection::{Fact, FactKind};
 use crate::time::{Date, Month};
 
 /// The smallest count a published cell may show. Agencies may raise it (never lower it) with
@@ -185,6 +185,150 @@ struct Paid<'f> {
     employer: Option<&'f EmployerId>,
 }
 
+/// Who a worker is for the indicators: their registration, hukou, sex and age band.
+struct Who<'a> {
+    home: &'a Jurisdiction,
+    hukou: Option<&'a Jurisdiction>,
+    sex: &'a str,
+    band: usize,
+}
+
+/// The contributions of the month, in log order.
+fn paid_in(facts: &[Fact], month: Month) -> Vec<Paid<'_>> {
+    let mut paid: Vec<Paid<'_>> = facts
+        .iter()
+        .filter_map(|f| match &f.what {
+            FactKind::Contribution {
+                employer,
+                jurisdiction,
+                period,
+                scheme,
+                ..
+            } if *period == month => Some(Paid {
+                at: (f.index, f.line),
+                scheme: *scheme,
+                jurisdiction,
+                employer: Some(employer),
+            }),
+            FactKind::Flexible(c) if c.period == month => Some(Paid {
+                at: (f.index, f.line),
+                scheme: c.scheme,
+                jurisdiction: &c.jurisdiction,
+                employer: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    paid.sort_by_key(|p| p.at);
+    paid
+}
+
+/// Contracts in force at some time in the month, in log order.
+fn contracts_in_force(facts: &[Fact], month: Month) -> Vec<(u64, u32, &ContractRegistered)> {
+    let ended = |contract: &str| -> Option<Date> {
+        facts
+            .iter()
+            .filter(|f| matches!(&f.what, FactKind::ContractEnded { contract: c, .. } if c.as_str() == contract))
+            .max_by_key(|f| (f.index, f.line))
+            .and_then(|f| match &f.what {
+                FactKind::ContractEnded { end, .. } => Some(*end),
+                _ => None,
+            })
+    };
+    let mut contracts: Vec<(u64, u32, &ContractRegistered)> = facts
+        .iter()
+        .filter_map(|f| match &f.what {
+            FactKind::Contract(c) => {
+                let end = ended(c.contract.as_str()).or(c.end);
+                let in_force = c.start.month() <= month && end.is_none_or(|e| e.month() >= month);
+                in_force.then_some((f.index, f.line, c))
+            }
+            _ => None,
+        })
+        .collect();
+    contracts.sort_by_key(|(i, l, _)| (*i, *l));
+    contracts
+}
+
+/// Complementary suppression in one dimension of one scheme. The values of a dimension add up
+/// to the total, so what a dimension hides is known as a sum: it must hide no value alone, and
+/// (unless the total itself says so) the hidden values must not be all insured or all
+/// uninsured, which would tell every hidden worker's status.
+fn suppress_group<'k>(
+    counts: &'k BTreeMap<Key, (u64, u64)>,
+    hidden: &mut BTreeMap<&'k Key, bool>,
+    s: usize,
+    d: usize,
+) {
+    let members: Vec<&Key> = counts.keys().filter(|k| k.0 == s && k.1 == d).collect();
+    let total = members
+        .iter()
+        .fold((0, 0), |(i, p), k| (i + counts[*k].0, p + counts[*k].1));
+    let mixed = |(i, p): (u64, u64)| i > 0 && i < p;
+    loop {
+        let (hi, hp, n) = members
+            .iter()
+            .filter(|k| hidden[*k])
+            .fold((0u64, 0u64, 0usize), |(i, p, n), k| {
+                (i + counts[*k].0, p + counts[*k].1, n + 1)
+            });
+        let need = if n == 1 {
+            Some(None)
+        } else if n > 1 && !mixed((hi, hp)) && mixed(total) {
+            // A value that makes the hidden sum mixed: some insured, or some not.
+            Some(Some(hi == 0))
+        } else {
+            None
+        };
+        let Some(want_insured) = need else {
+            break;
+        };
+        let next = members
+            .iter()
+            .filter(|k| !hidden[*k])
+            .filter(|k| {
+                let (i, p) = counts[**k];
+                match want_insured {
+                    None => true,
+                    Some(true) => i > 0,
+                    Some(false) => i < p,
+                }
+            })
+            .min_by_key(|k| (counts[**k], **k));
+        match next {
+            Some(k) => {
+                hidden.insert(k, true);
+            }
+            None => break,
+        }
+    }
+}
+
+/// One published cell: its counts and rate, or nothing but its name when suppressed.
+fn cell(k: &Key, (insured, population): (u64, u64), hidden: bool) -> Cell {
+    let (scheme, dimension) = (SCHEMES[k.0], DIMENSIONS[k.1]);
+    if hidden {
+        return Cell {
+            scheme,
+            dimension,
+            value: k.3.clone(),
+            suppressed: true,
+            insured: None,
+            population: None,
+            rate: None,
+        };
+    }
+    Cell {
+        scheme,
+        dimension,
+        value: k.3.clone(),
+        suppressed: false,
+        insured: Some(insured),
+        population: Some(population),
+        rate: Some(rate(insured, population)),
+    }
+}
+
 fn form_name(c: &ContractRegistered) -> String {
     serde_json::to_value(c.form)
         .ok()
@@ -220,113 +364,80 @@ impl Tally {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
 
-        let mut paid: Vec<Paid<'_>> = facts
-            .iter()
-            .filter_map(|f| match &f.what {
-                FactKind::Contribution {
-                    employer,
-                    jurisdiction,
-                    period,
-                    scheme,
-                    ..
-                } if *period == month => Some(Paid {
-                    at: (f.index, f.line),
-                    scheme: *scheme,
-                    jurisdiction,
-                    employer: Some(employer),
-                }),
-                FactKind::Flexible(c) if c.period == month => Some(Paid {
-                    at: (f.index, f.line),
-                    scheme: c.scheme,
-                    jurisdiction: &c.jurisdiction,
-                    employer: None,
-                }),
-                _ => None,
-            })
-            .collect();
-        paid.sort_by_key(|p| p.at);
-
-        // Contracts in force at some time in the month, in log order.
-        let ended = |contract: &str| -> Option<Date> {
-            facts
-                .iter()
-                .filter(|f| matches!(&f.what, FactKind::ContractEnded { contract: c, .. } if c.as_str() == contract))
-                .max_by_key(|f| (f.index, f.line))
-                .and_then(|f| match &f.what {
-                    FactKind::ContractEnded { end, .. } => Some(*end),
-                    _ => None,
-                })
+        let paid = paid_in(facts, month);
+        let contracts = contracts_in_force(facts, month);
+        let who = Who {
+            home: &w.person.jurisdiction,
+            hukou: hukou.as_ref(),
+            sex: &sex,
+            band,
         };
-        let mut contracts: Vec<(u64, u32, &ContractRegistered)> = facts
-            .iter()
-            .filter_map(|f| match &f.what {
-                FactKind::Contract(c) => {
-                    let end = ended(c.contract.as_str()).or(c.end);
-                    let in_force =
-                        c.start.month() <= month && end.is_none_or(|e| e.month() >= month);
-                    in_force.then_some((f.index, f.line, c))
-                }
-                _ => None,
-            })
-            .collect();
-        contracts.sort_by_key(|(i, l, _)| (*i, *l));
-
         for (s, scheme) in SCHEMES.iter().enumerate() {
-            let own = paid.iter().find(|p| p.scheme == *scheme);
-            let first = own.or(paid.first());
-            let place: &Jurisdiction = first
-                .map(|p| p.jurisdiction)
-                .or(contracts.first().map(|(_, _, c)| &c.jurisdiction))
-                .unwrap_or(&w.person.jurisdiction);
-            if self.scope.as_ref().is_some_and(|j| !place.within(j)) {
-                continue;
-            }
-            let employer = first.and_then(|p| p.employer);
-            let form = contracts
-                .iter()
-                .min_by_key(|(i, l, c)| {
-                    (
-                        Some(&c.employer) != employer,
-                        &c.jurisdiction != place,
-                        *i,
-                        *l,
-                    )
-                })
-                .map_or_else(|| "none".to_string(), |(_, _, c)| form_name(c));
-            let hukou_category = match &hukou {
-                None => "foreign",
-                Some(h) if h == place => "local",
-                Some(_) => "other_province",
-            };
-            let values: [(usize, String); 6] = [
-                (0, "all".into()),
-                (0, place.to_string()),
-                (0, sex.clone()),
-                (band, AGE_BANDS[band].label.into()),
-                (0, hukou_category.into()),
-                (0, form),
-            ];
-            for (d, (rank, value)) in values.into_iter().enumerate() {
-                let cell = self.counts.entry((s, d, rank, value)).or_default();
-                cell.1 += 1;
-                if own.is_some() {
-                    cell.0 += 1;
-                }
-            }
+            self.count(s, *scheme, &paid, &contracts, &who);
         }
     }
 
     /// The indicators, with primary and complementary suppression applied.
+    /// Counts one worker under one scheme, in each dimension, at the place of the month.
+    fn count(
+        &mut self,
+        s: usize,
+        scheme: Scheme,
+        paid: &[Paid<'_>],
+        contracts: &[(u64, u32, &ContractRegistered)],
+        who: &Who<'_>,
+    ) {
+        let own = paid.iter().find(|p| p.scheme == scheme);
+        let first = own.or(paid.first());
+        let place: &Jurisdiction = first
+            .map(|p| p.jurisdiction)
+            .or(contracts.first().map(|(_, _, c)| &c.jurisdiction))
+            .unwrap_or(who.home);
+        if self.scope.as_ref().is_some_and(|j| !place.within(j)) {
+            return;
+        }
+        let employer = first.and_then(|p| p.employer);
+        let form = contracts
+            .iter()
+            .min_by_key(|(i, l, c)| {
+                (
+                    Some(&c.employer) != employer,
+                    &c.jurisdiction != place,
+                    *i,
+                    *l,
+                )
+            })
+            .map_or_else(|| "none".to_string(), |(_, _, c)| form_name(c));
+        let hukou_category = match who.hukou {
+            None => "foreign",
+            Some(h) if h == place => "local",
+            Some(_) => "other_province",
+        };
+        let band = who.band;
+        let values: [(usize, String); 6] = [
+            (0, "all".into()),
+            (0, place.to_string()),
+            (0, who.sex.to_string()),
+            (band, AGE_BANDS[band].label.into()),
+            (0, hukou_category.into()),
+            (0, form),
+        ];
+        for (d, (rank, value)) in values.into_iter().enumerate() {
+            let cell = self.counts.entry((s, d, rank, value)).or_default();
+            cell.1 += 1;
+            if own.is_some() {
+                cell.0 += 1;
+            }
+        }
+    }
+
     pub fn finish(self) -> Indicators {
         let min = self.minimum;
         let small =
             |(insured, population): (u64, u64)| population < min || (insured > 0 && insured < min);
         let mut hidden: BTreeMap<&Key, bool> =
             self.counts.iter().map(|(k, c)| (k, small(*c))).collect();
-        // Complementary suppression. The values of a dimension add up to the total, so what a
-        // dimension hides is known as a sum: it must hide no value alone, and (unless the total
-        // itself says so) the hidden values must not be all insured or all uninsured, which
-        // would tell every hidden worker's status.
+        // Complementary suppression, per dimension of each scheme (see `suppress_group`).
         let groups: Vec<(usize, usize)> = {
             let mut g: Vec<(usize, usize)> = self
                 .counts
@@ -338,83 +449,17 @@ impl Tally {
             g
         };
         for (s, d) in groups {
-            let members: Vec<&Key> = self
-                .counts
-                .keys()
-                .filter(|k| k.0 == s && k.1 == d)
-                .collect();
-            let total = members.iter().fold((0, 0), |(i, p), k| {
-                (i + self.counts[*k].0, p + self.counts[*k].1)
-            });
-            let mixed = |(i, p): (u64, u64)| i > 0 && i < p;
-            loop {
-                let hidden_sum = members
-                    .iter()
-                    .filter(|k| hidden[*k])
-                    .fold((0u64, 0u64, 0usize), |(i, p, n), k| {
-                        (i + self.counts[*k].0, p + self.counts[*k].1, n + 1)
-                    });
-                let (hi, hp, n) = hidden_sum;
-                let need = if n == 1 {
-                    Some(None)
-                } else if n > 1 && !mixed((hi, hp)) && mixed(total) {
-                    // A value that makes the hidden sum mixed: some insured, or some not.
-                    Some(Some(hi == 0))
-                } else {
-                    None
-                };
-                let Some(want_insured) = need else {
-                    break;
-                };
-                let next = members
-                    .iter()
-                    .filter(|k| !hidden[*k])
-                    .filter(|k| {
-                        let (i, p) = self.counts[**k];
-                        match want_insured {
-                            None => true,
-                            Some(true) => i > 0,
-                            Some(false) => i < p,
-                        }
-                    })
-                    .min_by_key(|k| (self.counts[**k], **k));
-                match next {
-                    Some(k) => {
-                        hidden.insert(k, true);
-                    }
-                    None => break,
-                }
-            }
+            suppress_group(&self.counts, &mut hidden, s, d);
         }
         let mut suppressed = 0;
         let cells = self
             .counts
             .iter()
-            .map(|(k, &(insured, population))| {
-                let scheme = SCHEMES[k.0];
-                let dimension = DIMENSIONS[k.1];
+            .map(|(k, &counts)| {
                 if hidden[k] {
                     suppressed += 1;
-                    Cell {
-                        scheme,
-                        dimension,
-                        value: k.3.clone(),
-                        suppressed: true,
-                        insured: None,
-                        population: None,
-                        rate: None,
-                    }
-                } else {
-                    Cell {
-                        scheme,
-                        dimension,
-                        value: k.3.clone(),
-                        suppressed: false,
-                        insured: Some(insured),
-                        population: Some(population),
-                        rate: Some(rate(insured, population)),
-                    }
                 }
+                cell(k, counts, hidden[k])
             })
             .collect();
         Indicators {
@@ -588,7 +633,7 @@ mod tests {
 
     #[test]
     fn a_published_minimum_raises_the_threshold_but_never_lowers_it() {
-        use crate::projection::Published;
+        use crate::fact::Published;
         let rulebook = Rulebook::builtin();
         let publish = |n: u64| Published {
             index: 1,

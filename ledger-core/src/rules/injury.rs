@@ -4,8 +4,8 @@
 
 use super::{Coverage, Params, RuleError, Worker};
 use crate::event::Scheme;
+use crate::fact::{Fact, FactKind};
 use crate::jurisdiction::Jurisdiction;
-use crate::projection::{Fact, FactKind};
 use crate::time::{Date, Instant};
 
 /// How a month of a worker is insured against injury by one employer: 2 fund (declared in
@@ -72,7 +72,51 @@ pub fn coverage(
         order,
     };
 
-    // Contracts in force on the date, each with how its employer insured the month.
+    let best = contract_in_force(&w, date);
+    // Insured through a contract in force; or an insured month outside a registered contract,
+    // which still protects.
+    let insurance = match &best {
+        Some((rank, insurer)) if *rank > 0 => Some((*rank, insurer.clone())),
+        Some(_) => None,
+        None => insured(&w, None, month),
+    };
+    if let Some((rank, insurer)) = insurance {
+        return Ok(answer(
+            "employment_injury_insurance",
+            payer(rank),
+            Some(insurer),
+            None,
+            None,
+        ));
+    }
+
+    if let Some((platform, order)) = pilot_order(&w, params, at, place) {
+        return Ok(answer(
+            "occupational_injury_pilot",
+            "fund",
+            Some(place.clone()),
+            Some(platform),
+            Some(order),
+        ));
+    }
+
+    if let Some((_, insurer)) = best {
+        // Under a contract but uninsured: still a work injury; the employer owes the benefits.
+        return Ok(answer(
+            "employment_injury_insurance",
+            "employer",
+            Some(insurer),
+            None,
+            None,
+        ));
+    }
+    Ok(answer("none", "none", None, None, None))
+}
+
+/// Of the contracts in force on `date`, the best insured one: (rank of how its employer's
+/// province insured the month, 0 for not at all; that province), `None` without a contract.
+fn contract_in_force(w: &Worker<'_>, date: Date) -> Option<(u8, Jurisdiction)> {
+    let month = date.month();
     let ended = |contract: &str| -> Option<Date> {
         w.facts.iter().rev().find_map(|f| match &f.what {
             FactKind::ContractEnded { contract: c, end } if c.as_str() == contract => Some(*end),
@@ -89,74 +133,42 @@ pub fn coverage(
             continue;
         }
         // The employer's province insures, wherever the work is done (a posted worker's home).
-        let rank = insured(&w, Some(c.employer.as_str()), month).map_or(0, |(r, _)| r);
+        let rank = insured(w, Some(c.employer.as_str()), month).map_or(0, |(r, _)| r);
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
             best = Some((rank, c.jurisdiction.clone()));
         }
     }
-    if let Some((rank, insurer)) = &best {
-        if *rank > 0 {
-            return Ok(answer(
-                "employment_injury_insurance",
-                payer(*rank),
-                Some(insurer.clone()),
-                None,
-                None,
-            ));
-        }
-    }
-    // An insured month outside a registered contract still protects.
-    if best.is_none() {
-        if let Some((rank, insurer)) = insured(&w, None, month) {
-            return Ok(answer(
-                "employment_injury_insurance",
-                payer(rank),
-                Some(insurer),
-                None,
-                None,
-            ));
-        }
-    }
+    best
+}
 
-    // The pilot: executing an order, in a pilot province, for a pilot platform, on that date.
+/// The pilot: executing an order, in a pilot province, for a pilot platform, at that instant;
+/// (platform, order).
+fn pilot_order(
+    w: &Worker<'_>,
+    params: &Params<'_>,
+    at: Instant,
+    place: &Jurisdiction,
+) -> Option<(String, String)> {
+    let date = at.local_date();
     let provinces = params.codes("pilot_provinces", place, date);
-    if provinces.contains(&place.as_str()) {
-        let platforms = params.codes("pilot_platforms", place, date);
-        for f in w.facts {
-            if let FactKind::Order {
-                platform,
-                jurisdiction,
-                order,
-                accepted_at,
-                completed_at,
-            } = &f.what
-            {
-                if jurisdiction == place
-                    && accepted_at.unix_nanos() <= at.unix_nanos()
-                    && at.unix_nanos() <= completed_at.unix_nanos()
-                    && platforms.contains(&platform.as_str())
-                {
-                    return Ok(answer(
-                        "occupational_injury_pilot",
-                        "fund",
-                        Some(place.clone()),
-                        Some(platform.to_string()),
-                        Some(order.to_string()),
-                    ));
-                }
-            }
+    if !provinces.contains(&place.as_str()) {
+        return None;
+    }
+    let platforms = params.codes("pilot_platforms", place, date);
+    w.facts.iter().find_map(|f| match &f.what {
+        FactKind::Order {
+            platform,
+            jurisdiction,
+            order,
+            accepted_at,
+            completed_at,
+        } if jurisdiction == place
+            && accepted_at.unix_nanos() <= at.unix_nanos()
+            && at.unix_nanos() <= completed_at.unix_nanos()
+            && platforms.contains(&platform.as_str()) =>
+        {
+            Some((platform.to_string(), order.to_string()))
         }
-    }
-
-    if let Some((_, insurer)) = best {
-        // Under a contract but uninsured: still a work injury; the employer owes the benefits.
-        return Ok(answer(
-            "employment_injury_insurance",
-            "employer",
-            Some(insurer),
-            None,
-            None,
-        ));
-    }
-    Ok(answer("none", "none", None, None, None))
+        _ => None,
+    })
 }

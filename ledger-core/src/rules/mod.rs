@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::event::{PersonRegistered, Scheme};
+use crate::fact::{Fact, FactKind};
 use crate::jurisdiction::Jurisdiction;
+use crate::kv::StoreFault;
 use crate::money::Money;
-use crate::projection::{Fact, FactKind};
-use crate::state::StoreFault;
 use crate::time::{Date, Instant, Month};
 
 pub use params::Params;

@@ -9,9 +9,9 @@
 
 use serde_json::Value;
 
+use crate::fact::Published;
 use crate::jurisdiction::Jurisdiction;
 use crate::money::Money;
-use crate::projection::Published;
 use crate::rulebook::{Agreement, Rulebook};
 use crate::time::Date;
 

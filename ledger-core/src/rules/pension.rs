@@ -11,10 +11,10 @@ use super::{
     TemporaryAccount, TransferOut, Worker,
 };
 use crate::event::{FemaleCategory, Scheme, Sex};
+use crate::fact::FactKind;
 use crate::ids::TransferId;
 use crate::jurisdiction::Jurisdiction;
 use crate::money::Money;
-use crate::projection::FactKind;
 use crate::time::{Date, Month};
 
 /// One month of pension contributions as the rules count it (minor units).
@@ -187,36 +187,10 @@ pub fn relation(
     };
     let mut steps = steps.into_iter().peekable();
     let mut stint: Option<(Jurisdiction, bool)> = None;
-    let birth = w.person.birth_date;
-    let threshold_name = match w.person.sex {
-        Sex::Male => "temporary_account_age_men",
-        Sex::Female => "temporary_account_age_women",
-    };
-    let transfer = |r: &mut Relation, t: TransferStep<'_>| {
-        let held = r.holdings.remove(t.from).unwrap_or_default();
-        let on = t.requested.first_day();
-        let account: i128 = held.iter().map(|m| m.account).sum();
-        let pooled_fund = pooled(params, t.from, on, &held);
-        r.holdings.entry(t.to.clone()).or_default().extend(held);
-        if r.current.is_none() || r.current.as_ref() == Some(t.from) {
-            r.current = Some(t.to.clone());
-            r.history.push((t.to.clone(), t.requested));
-        }
-        r.transfers.push((
-            TransferOut {
-                from: t.from.clone(),
-                to: t.to.clone(),
-                period: t.requested,
-                individual_account: money(account),
-                pooled_fund: money(pooled_fund),
-            },
-            t.id.to_string(),
-        ));
-    };
     for m in kept {
         while steps.peek().is_some_and(|t| t.requested <= m.period) {
             let t = steps.next().expect("peeked");
-            transfer(&mut r, t);
+            r.transfer(params, t);
             // A transfer ends the stint it interrupts: the next month decides afresh.
             stint = None;
         }
@@ -224,17 +198,7 @@ pub fn relation(
         let temporary = match &stint {
             Some((sj, temp)) if sj == j => *temp,
             _ => {
-                let temp = match &r.current {
-                    None => false,
-                    Some(rel) if rel == j => false,
-                    Some(_) if w.hukou_on(m.period.first_day()).as_ref() == Some(j) => false,
-                    Some(_) => {
-                        let threshold = params
-                            .count(threshold_name, j, m.period.first_day())
-                            .unwrap_or(u64::MAX);
-                        age_in_years(birth, m.period) >= threshold as i64
-                    }
-                };
+                let temp = is_temporary(w, params, r.current.as_ref(), m);
                 stint = Some((j.clone(), temp));
                 temp
             }
@@ -250,9 +214,61 @@ pub fn relation(
         }
     }
     for t in steps {
-        transfer(&mut r, t);
+        r.transfer(params, t);
     }
     r
+}
+
+impl Relation {
+    /// Carries out one transfer: the sending province's holdings move to the receiving one,
+    /// which becomes the relation when the relation was the sender (or none yet).
+    fn transfer(&mut self, params: &Params<'_>, t: TransferStep<'_>) {
+        let held = self.holdings.remove(t.from).unwrap_or_default();
+        let on = t.requested.first_day();
+        let account: i128 = held.iter().map(|m| m.account).sum();
+        let pooled_fund = pooled(params, t.from, on, &held);
+        self.holdings.entry(t.to.clone()).or_default().extend(held);
+        if self.current.is_none() || self.current.as_ref() == Some(t.from) {
+            self.current = Some(t.to.clone());
+            self.history.push((t.to.clone(), t.requested));
+        }
+        self.transfers.push((
+            TransferOut {
+                from: t.from.clone(),
+                to: t.to.clone(),
+                period: t.requested,
+                individual_account: money(account),
+                pooled_fund: money(pooled_fund),
+            },
+            t.id.to_string(),
+        ));
+    }
+}
+
+/// Whether a month starts a stint on a temporary account: worked outside the relation and the
+/// hukou province at or above the age threshold of that province.
+fn is_temporary(
+    w: &Worker<'_>,
+    params: &Params<'_>,
+    current: Option<&Jurisdiction>,
+    m: &MonthRecord,
+) -> bool {
+    let j = &m.jurisdiction;
+    let threshold_name = match w.person.sex {
+        Sex::Male => "temporary_account_age_men",
+        Sex::Female => "temporary_account_age_women",
+    };
+    match current {
+        None => false,
+        Some(rel) if rel == j => false,
+        Some(_) if w.hukou_on(m.period.first_day()).as_ref() == Some(j) => false,
+        Some(_) => {
+            let threshold = params
+                .count(threshold_name, j, m.period.first_day())
+                .unwrap_or(u64::MAX);
+            age_in_years(w.person.birth_date, m.period) >= threshold as i64
+        }
+    }
 }
 
 /// What a `transfer_completed` must carry: the individual account and pooled fund the sending
@@ -353,71 +369,14 @@ pub fn pension(
     let (retirement_month, retirement_age) = retirement(w, params, as_of)?;
     let minimum = minimum_months(params, retirement_month.year(), as_of)?;
 
-    // The claim province (2009 measures art. 6).
-    let first_insured = r.history.first().map(|(j, _)| j.clone());
-    let home = w.hukou_on(as_of).or(first_insured);
-    let threshold = |j: &Jurisdiction| {
-        params
-            .count("claim_province_months", j, as_of)
-            .unwrap_or(120) as u32
-    };
-    let months_in = |j: &Jurisdiction| by_j.get(j.as_str()).copied().unwrap_or(0);
-    let claim = match &r.current {
-        None => home.clone(),
-        Some(rel) if Some(rel) == home.as_ref() => Some(rel.clone()),
-        Some(rel) if months_in(rel) >= threshold(rel) => Some(rel.clone()),
-        Some(rel) => r
-            .history
-            .iter()
-            .rev()
-            .map(|(j, _)| j)
-            .find(|j| *j != rel && months_in(j) >= threshold(j))
-            .cloned()
-            .or(home.clone()),
-    };
-
+    let claim = claim_province(w, params, &r, &by_j, as_of);
     for j in r.holdings.keys() {
         if Some(j) != r.current.as_ref() {
             flags.push(format!("pending_transfer:{j}"));
         }
     }
 
-    let claim_transfer = match (&r.current, &claim) {
-        (Some(rel), Some(to)) => {
-            let temporary_accounts: Vec<TemporaryAccount> = r
-                .temporary
-                .iter()
-                .filter(|(j, _)| *j != to)
-                .map(|(j, ms)| TemporaryAccount {
-                    jurisdiction: j.clone(),
-                    months: ms.len() as u32,
-                    employer_amount: money(ms.iter().map(|m| m.employer_amount).sum()),
-                    employee_amount: money(ms.iter().map(|m| m.employee_amount).sum()),
-                })
-                .collect();
-            if rel == to && temporary_accounts.is_empty() {
-                None
-            } else if rel == to {
-                Some(ClaimTransfer {
-                    from: None,
-                    to: to.clone(),
-                    individual_account: Money::ZERO,
-                    pooled_fund: Money::ZERO,
-                    temporary_accounts,
-                })
-            } else {
-                let held = r.holdings.get(rel).map(Vec::as_slice).unwrap_or(&[]);
-                Some(ClaimTransfer {
-                    from: Some(rel.clone()),
-                    to: to.clone(),
-                    individual_account: money(held.iter().map(|m| m.account).sum()),
-                    pooled_fund: money(pooled(params, rel, retirement_month.first_day(), held)),
-                    temporary_accounts,
-                })
-            }
-        }
-        _ => None,
-    };
+    let claim_transfer = claim_transfer(params, &r, claim.as_ref(), retirement_month);
 
     let estimated_monthly = claim.as_ref().and_then(|c| {
         estimate(
@@ -448,6 +407,82 @@ pub fn pension(
         claim_transfer,
         estimated_monthly,
     })
+}
+
+/// The claim province (2009 measures art. 6): the relation province when it is home or holds
+/// enough months, else the latest earlier relation province that does, else home.
+fn claim_province(
+    w: &Worker<'_>,
+    params: &Params<'_>,
+    r: &Relation,
+    by_j: &BTreeMap<String, u32>,
+    as_of: Date,
+) -> Option<Jurisdiction> {
+    let first_insured = r.history.first().map(|(j, _)| j.clone());
+    let home = w.hukou_on(as_of).or(first_insured);
+    let threshold = |j: &Jurisdiction| {
+        params
+            .count("claim_province_months", j, as_of)
+            .unwrap_or(120) as u32
+    };
+    let months_in = |j: &Jurisdiction| by_j.get(j.as_str()).copied().unwrap_or(0);
+    match &r.current {
+        None => home.clone(),
+        Some(rel) if Some(rel) == home.as_ref() => Some(rel.clone()),
+        Some(rel) if months_in(rel) >= threshold(rel) => Some(rel.clone()),
+        Some(rel) => r
+            .history
+            .iter()
+            .rev()
+            .map(|(j, _)| j)
+            .find(|j| *j != rel && months_in(j) >= threshold(j))
+            .cloned()
+            .or(home.clone()),
+    }
+}
+
+/// What moves to the claim province at retirement: the relation's holdings (when the claim is
+/// elsewhere) and every temporary account outside it; `None` when nothing moves.
+fn claim_transfer(
+    params: &Params<'_>,
+    r: &Relation,
+    claim: Option<&Jurisdiction>,
+    retirement_month: Month,
+) -> Option<ClaimTransfer> {
+    let (Some(rel), Some(to)) = (&r.current, claim) else {
+        return None;
+    };
+    let temporary_accounts: Vec<TemporaryAccount> = r
+        .temporary
+        .iter()
+        .filter(|(j, _)| *j != to)
+        .map(|(j, ms)| TemporaryAccount {
+            jurisdiction: j.clone(),
+            months: ms.len() as u32,
+            employer_amount: money(ms.iter().map(|m| m.employer_amount).sum()),
+            employee_amount: money(ms.iter().map(|m| m.employee_amount).sum()),
+        })
+        .collect();
+    if rel == to && temporary_accounts.is_empty() {
+        None
+    } else if rel == to {
+        Some(ClaimTransfer {
+            from: None,
+            to: to.clone(),
+            individual_account: Money::ZERO,
+            pooled_fund: Money::ZERO,
+            temporary_accounts,
+        })
+    } else {
+        let held = r.holdings.get(rel).map(Vec::as_slice).unwrap_or(&[]);
+        Some(ClaimTransfer {
+            from: Some(rel.clone()),
+            to: to.clone(),
+            individual_account: money(held.iter().map(|m| m.account).sum()),
+            pooled_fund: money(pooled(params, rel, retirement_month.first_day(), held)),
+            temporary_accounts,
+        })
+    }
 }
 
 /// Flags a base outside 60%–300% of the province's average wage of the month's year (when known).

@@ -12,8 +12,11 @@ use ledger_core::event::*;
 use ledger_core::genesis::{Genesis, GenesisJurisdiction};
 use ledger_core::ids::*;
 use ledger_core::jurisdiction::Jurisdiction;
+use ledger_core::kv::{StateRead, StoreFault, Writes};
 use ledger_core::money::Money;
-use ledger_core::state::{self, Head, StateRead, StoreFault, Writes};
+use ledger_core::records;
+use ledger_core::records::Head;
+use ledger_core::state;
 use ledger_core::time::{Date, Instant, Month};
 
 /// A deterministic key: the ed25519 seed is `[seed; 32]`.
@@ -85,7 +88,7 @@ impl Mem {
     }
 
     pub fn head(&self) -> Head {
-        state::read_head(self).expect("the store has a head")
+        records::read_head(self).expect("the store has a head")
     }
 }
 

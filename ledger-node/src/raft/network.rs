@@ -374,8 +374,10 @@ mod tests {
 
     use ed25519_dalek::SigningKey;
     use ledger_core::envelope::Envelope;
-    use ledger_core::event::{parse_json_event, EventBody, PublicKeyBytes};
+    use ledger_core::event::{EventBody, PublicKeyBytes};
     use ledger_core::genesis::{Genesis, GenesisJurisdiction};
+    use ledger_core::json::parse_json_event;
+    use ledger_core::records;
     use ledger_core::state;
     use prost::Message;
 
@@ -570,7 +572,7 @@ mod tests {
         assert_eq!(dump(&nodes[0]), dump(&nodes[2]));
         let heads: Vec<_> = nodes
             .iter()
-            .map(|n| state::read_head(n.store.as_ref()).unwrap())
+            .map(|n| records::read_head(n.store.as_ref()).unwrap())
             .collect();
         assert!(
             heads.windows(2).all(|w| w[0] == w[1]),

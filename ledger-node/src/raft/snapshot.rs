@@ -16,9 +16,13 @@ use std::io::{Read, Write};
 
 use ledger_core::envelope::{Envelope, LedgerId, VerifiedEvent};
 use ledger_core::event::Hash32;
+use ledger_core::kv::{StateRead, Writes};
 use ledger_core::limits::MAX_ENVELOPE_BYTES;
 use ledger_core::pb;
-use ledger_core::state::{self, keys, Head, Outcome, StateRead, StoredRecord, Writes};
+use ledger_core::records;
+use ledger_core::records::{Head, StoredRecord};
+use ledger_core::schema as keys;
+use ledger_core::state::{self, Outcome};
 use ledger_core::time::Instant;
 use openraft::{LogId, StoredMembership};
 use prost::Message;
@@ -78,8 +82,8 @@ pub fn current_header(
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, LedgerNode>,
 ) -> Result<Header, String> {
-    let head = state::read_head(store).map_err(|e| e.0)?;
-    let root = ledger_core::log_tree::root(store, head.size).map_err(|e| e.0)?;
+    let head = records::read_head(store).map_err(|e| e.0)?;
+    let root = records::tree_root(store, head.size).map_err(|e| e.0)?;
     Ok(Header {
         version: SNAPSHOT_VERSION,
         genesis: own_genesis(store)?,
@@ -299,7 +303,7 @@ pub fn stage(store: &SledStore, input: impl Read) -> Result<Staged, String> {
             hex::encode(genesis.0)
         ));
     }
-    let base = state::read_head(store).map_err(|e| e.0)?;
+    let base = records::read_head(store).map_err(|e| e.0)?;
     if header.size < base.size {
         return Err(format!(
             "the snapshot holds {} events but this node already holds {}: a snapshot may not drop events",
@@ -308,7 +312,7 @@ pub fn stage(store: &SledStore, input: impl Read) -> Result<Staged, String> {
     }
     let mut replay = Replay {
         store,
-        ledger: state::read_ledger_id(store).map_err(|e| e.0)?,
+        ledger: records::read_ledger_id(store).map_err(|e| e.0)?,
         pending: Writes::new(),
         group: Vec::new(),
         stamp: None,
@@ -416,7 +420,7 @@ fn compare_claims(store: &SledStore, writes: &Writes, header: &Header) -> Result
         base: store,
         pending: writes,
     };
-    let head = state::read_head(&view).map_err(|e| e.0)?;
+    let head = records::read_head(&view).map_err(|e| e.0)?;
     if head.size != header.size || head.chain != header.head_chain {
         return Err(format!(
             "the snapshot claims {} events with head link {}, its events give {} with {}",
@@ -426,7 +430,7 @@ fn compare_claims(store: &SledStore, writes: &Writes, header: &Header) -> Result
             hex::encode(head.chain.0)
         ));
     }
-    let root = ledger_core::log_tree::root(&view, head.size).map_err(|e| e.0)?;
+    let root = records::tree_root(&view, head.size).map_err(|e| e.0)?;
     if root != header.root {
         return Err(format!(
             "the snapshot claims Merkle root {}, its events give {}",

@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ledger_core::envelope::{Envelope, VerifiedEvent};
+use ledger_core::kv::{StateRead, StoreFault, Writes};
 use ledger_core::pb;
+use ledger_core::records;
 use ledger_core::refusal::Refusal;
-use ledger_core::state::{self, StateRead, StoreFault, Writes};
+use ledger_core::state;
 use ledger_core::time::Instant;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -37,8 +39,8 @@ type AppliedState = (
 );
 
 /// Raft bookkeeping inside the ledger keyspace (`m` prefix), written with each applied batch.
-pub(crate) const APPLIED_KEY: &[u8] = b"mraft_applied";
-pub(crate) const MEMBERSHIP_KEY: &[u8] = b"mraft_membership";
+pub(crate) const APPLIED_KEY: &[u8] = ledger_core::schema::RAFT_APPLIED;
+pub(crate) const MEMBERSHIP_KEY: &[u8] = ledger_core::schema::RAFT_MEMBERSHIP;
 /// The sled tree that names the current snapshot (its meta and file name).
 const SNAPSHOT_TREE: &str = "raft_snapshot";
 /// Received snapshots are written here, under names unlinked at once (a crash leaves nothing).
@@ -79,7 +81,7 @@ impl StateRead for Layered<'_> {
         &self,
         prefix: &[u8],
     ) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, StoreFault> {
-        Ok(ledger_core::state::scan_through(
+        Ok(ledger_core::kv::scan_through(
             self.base.scan_prefix(prefix)?,
             self.pending,
             prefix,
@@ -96,14 +98,14 @@ fn write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 
 /// The stamp of the last appended event; `None` in an empty log.
 fn last_stamp(view: &dyn StateRead) -> std::result::Result<Option<Instant>, StoreFault> {
-    let head = state::read_head(view)?;
+    let head = records::read_head(view)?;
     if head.size == 0 {
         return Ok(None);
     }
     let bytes = view
-        .get(&state::keys::event(head.size))?
+        .get(&ledger_core::schema::event(head.size))?
         .ok_or_else(|| StoreFault(format!("event {} is missing under the head", head.size)))?;
-    Ok(Some(state::StoredRecord::decode(&bytes)?.stamp))
+    Ok(Some(records::StoredRecord::decode(&bytes)?.stamp))
 }
 
 /// Applies one ledger request on `view`: the same bytes give the same outcomes and writes on
@@ -129,7 +131,7 @@ fn apply_request(
         Some(last) if last > stamp => last,
         _ => stamp,
     };
-    let ledger = state::read_ledger_id(view)?;
+    let ledger = records::read_ledger_id(view)?;
     let opened: Vec<std::result::Result<VerifiedEvent, Refusal>> = req
         .envelopes
         .iter()
@@ -229,7 +231,7 @@ impl LedgerStateMachine {
     /// Records the store's head in the head marker when it moved. Called after the store's
     /// durable commit, so the marker never names a head the disk does not hold.
     fn advance_marker(&self) -> Result<()> {
-        let head = state::read_head(self.store.as_ref()).map_err(read_err)?;
+        let head = records::read_head(self.store.as_ref()).map_err(read_err)?;
         let mut marker = self.marker.lock().unwrap_or_else(|p| p.into_inner());
         if marker.head() != Some(head) {
             marker
@@ -306,7 +308,7 @@ impl LedgerStateMachine {
     /// store has not moved since, else a new check now.
     async fn staged_for(&self, mut file: std::fs::File) -> std::result::Result<Staged, String> {
         let cached = self.staged.lock().expect("staged lock").take();
-        let head = state::read_head(self.store.as_ref()).map_err(|e| e.0)?;
+        let head = records::read_head(self.store.as_ref()).map_err(|e| e.0)?;
         let store = self.store.clone();
         blocking(move || {
             let digest = trailer(&mut file)?;
@@ -613,7 +615,7 @@ mod tests {
         let agency = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
         let signed_at: Instant = "2024-06-01T00:00:00Z".parse().unwrap();
         let env = |json: String| {
-            let (kind, _) = ledger_core::event::parse_json_event(&json).unwrap();
+            let (kind, _) = ledger_core::json::parse_json_event(&json).unwrap();
             Envelope::sign(
                 &genesis().ledger_id(),
                 &ledger_core::event::EventBody { signed_at, kind },
@@ -664,7 +666,7 @@ mod tests {
             store_a.scan(b"", None, usize::MAX).unwrap(),
             store_b.scan(b"", None, usize::MAX).unwrap()
         );
-        assert_eq!(state::read_head(store_a.as_ref()).unwrap().size, 5);
+        assert_eq!(records::read_head(store_a.as_ref()).unwrap().size, 5);
         assert_eq!(sm_a.applied_state().await.unwrap().0, Some(all[4].log_id));
     }
 
@@ -880,7 +882,7 @@ mod tests {
         );
         // The follower still applies entries afterwards.
         follower.apply(entries()[1..].to_vec()).await.unwrap();
-        assert_eq!(state::read_head(store.as_ref()).unwrap().size, 5);
+        assert_eq!(records::read_head(store.as_ref()).unwrap().size, 5);
     }
 
     #[tokio::test]
@@ -926,7 +928,7 @@ mod tests {
                     let json = format!(
                         r#"{{"type":"person_registered","worker":"W-{e}-{i}","jurisdiction":"CN-44","sex":"M","birth_date":"1980-01-01","nationality":"CN"}}"#
                     );
-                    let (kind, _) = ledger_core::event::parse_json_event(&json).unwrap();
+                    let (kind, _) = ledger_core::json::parse_json_event(&json).unwrap();
                     let body = ledger_core::event::EventBody { signed_at, kind };
                     Envelope::sign(&genesis().ledger_id(), &body, &[&agency])
                         .to_pb()
@@ -960,7 +962,7 @@ mod tests {
             .await
             .unwrap();
         let installed = started.elapsed();
-        assert_eq!(state::read_head(store.as_ref()).unwrap().size, EVENTS);
+        assert_eq!(records::read_head(store.as_ref()).unwrap().size, EVENTS);
         println!(
             "snapshot of {EVENTS} events, {bytes} bytes: built in {built:?}, checked and installed on an empty follower in {installed:?}"
         );

@@ -1,7 +1,7 @@
 //! The conformance suite every [`Store`] backend must pass. Backends call [`run_all`] from their
 //! tests with a constructor of fresh, empty stores.
 
-use ledger_core::state::Writes;
+use ledger_core::kv::Writes;
 
 use super::Store;
 
@@ -121,7 +121,7 @@ pub fn large_values_round_trip<S: Store>(s: &S) {
 mod tests {
     use super::*;
     use crate::store::{MemoryStore, SledStore};
-    use ledger_core::state::StateRead;
+    use ledger_core::kv::StateRead;
 
     #[test]
     fn memory_store_conforms() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use ledger_core::state::{StateRead, StoreFault, Writes};
+use ledger_core::kv::{StateRead, StoreFault, Writes};
 
 use super::{Entry, Store, StoreError};
 

@@ -10,7 +10,7 @@ pub mod durable;
 pub mod memory;
 pub mod sled_store;
 
-use ledger_core::state::{StateRead, StoreFault, Writes};
+use ledger_core::kv::{StateRead, StoreFault, Writes};
 
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ledger_core::state::{StateRead, StoreFault, Writes};
+use ledger_core::kv::{StateRead, StoreFault, Writes};
 
 use super::durable::Durable;
 use super::{Entry, Store, StoreError};

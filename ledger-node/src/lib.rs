@@ -21,6 +21,7 @@ pub mod projection;
 pub mod raft;
 pub mod read_gate;
 pub mod rights;
+pub mod scrape;
 pub mod server;
 pub mod service;
 pub mod signals;

@@ -1,5 +1,5 @@
-//! The node's Prometheus metrics, served as text on `GET /metrics` at `metrics_listen` (plain
-//! HTTP/1.1, off unless configured). Names start with `ledger_`; durations are in seconds; every
+//! The node's Prometheus metrics, served by `scrape` as text on `GET /metrics` at
+//! `metrics_listen` (plain HTTP/1.1, off unless configured). Names start with `ledger_`; durations are in seconds; every
 //! label has a bounded set of values (refusal codes from [`Refusal::CODES`], gRPC codes, Raft
 //! ids of the membership), never free text.
 //!
@@ -7,15 +7,10 @@
 //! apply); gauges of state (Raft, checkpoint, store) are read when scraped, so they cost nothing
 //! between scrapes.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
 use ledger_core::refusal::Refusal;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,17 +19,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::ledger::Ledger;
-use crate::notary::Notary;
-
 /// Buckets of latencies in seconds: 0.5 ms to 10 s (a commit waits at most `COMMIT_TIMEOUT`).
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// Scrapes served at once; more wait for their turn (a scrape is cheap, a flood is not).
-const MAX_SCRAPES: usize = 4;
-/// How long a scrape connection may take, start to end.
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -60,21 +48,21 @@ pub struct Metrics {
     pub applied_entries: Counter,
     pub appended_events: Counter,
     pub appended_lines: Counter,
-    log_size: Gauge,
-    store_bytes: Gauge,
-    serving: Gauge,
-    raft_term: Gauge,
-    raft_leader: Gauge,
-    raft_is_leader: Gauge,
-    raft_last_log_index: Gauge,
-    raft_commit_index: Gauge,
-    raft_applied_index: Gauge,
-    raft_quorum_ack_age: SecondsGauge,
-    replication_lag: Family<FollowerLabel, Gauge>,
-    checkpoint_age: SecondsGauge,
-    checkpoint_behind: Gauge,
-    cosignatures_missing: Gauge,
-    forks_detected: Gauge,
+    pub(crate) log_size: Gauge,
+    pub(crate) store_bytes: Gauge,
+    pub(crate) serving: Gauge,
+    pub(crate) raft_term: Gauge,
+    pub(crate) raft_leader: Gauge,
+    pub(crate) raft_is_leader: Gauge,
+    pub(crate) raft_last_log_index: Gauge,
+    pub(crate) raft_commit_index: Gauge,
+    pub(crate) raft_applied_index: Gauge,
+    pub(crate) raft_quorum_ack_age: SecondsGauge,
+    pub(crate) replication_lag: Family<FollowerLabel, Gauge>,
+    pub(crate) checkpoint_age: SecondsGauge,
+    pub(crate) checkpoint_behind: Gauge,
+    pub(crate) cosignatures_missing: Gauge,
+    pub(crate) forks_detected: Gauge,
 }
 
 /// The process's metrics (one node per process).
@@ -342,152 +330,13 @@ impl Metrics {
         }
     }
 
-    /// Reads the state gauges from the node, then writes every metric in the text format.
-    pub fn render(&self, node: &Scraped) -> String {
-        self.read_state(node);
+    /// Every metric in the text format (the state gauges as last set by `scrape`).
+    pub fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!(error = %e, "encoding metrics");
         }
         out
-    }
-
-    fn read_state(&self, node: &Scraped) {
-        let ledger = &node.ledger;
-        if let Ok(head) = ledger.head() {
-            self.log_size.set(head.size as i64);
-            if let Some(cp) = node.notary.checkpoint_state() {
-                self.checkpoint_age.set(cp.made.elapsed().as_secs_f64());
-                self.checkpoint_behind
-                    .set(head.size.saturating_sub(cp.size) as i64);
-                self.cosignatures_missing.set(cp.missing as i64);
-            } else {
-                self.checkpoint_behind.set(head.size as i64);
-                self.cosignatures_missing
-                    .set(node.notary.peer_count() as i64);
-            }
-        }
-        self.store_bytes
-            .set(ledger.store().db().size_on_disk().map_or(0, |b| b as i64));
-        self.forks_detected
-            .set((node.notary.forks().len() as u64 + node.notary.forks_dropped()) as i64);
-        self.serving.set(i64::from(node.serving()));
-        if let Some(raft) = ledger.raft() {
-            self.read_raft(&raft.metrics().borrow());
-        }
-    }
-
-    fn read_raft(&self, m: &openraft::RaftMetrics<crate::raft::NodeId, crate::raft::LedgerNode>) {
-        self.raft_term.set(m.current_term as i64);
-        self.raft_leader.set(m.current_leader.unwrap_or(0) as i64);
-        self.raft_is_leader
-            .set(i64::from(m.current_leader == Some(m.id)));
-        let last = m.last_log_index.unwrap_or(0);
-        self.raft_last_log_index.set(last as i64);
-        self.raft_applied_index
-            .set(m.last_applied.map_or(0, |l| l.index) as i64);
-        let voters: std::collections::BTreeSet<u64> =
-            m.membership_config.membership().voter_ids().collect();
-        self.raft_commit_index
-            .set(crate::service::commit_index(m, &voters) as i64);
-        self.raft_quorum_ack_age.set(
-            m.millis_since_quorum_ack
-                .map_or(0.0, |ms| ms as f64 / 1000.0),
-        );
-        // Members come and go: only the current leader's view of the current members.
-        self.replication_lag.clear();
-        for (id, matched) in m.replication.iter().flatten() {
-            if *id == m.id {
-                continue;
-            }
-            let matched = matched.map_or(0, |l| l.index);
-            self.replication_lag
-                .get_or_create(&FollowerLabel { follower: *id })
-                .set(last.saturating_sub(matched) as i64);
-        }
-    }
-}
-
-/// What a scrape reads.
-pub struct Scraped {
-    pub ledger: Arc<Ledger>,
-    pub notary: Arc<Notary>,
-    pub health: Arc<crate::health::Health>,
-}
-
-impl Scraped {
-    fn serving(&self) -> bool {
-        self.health.is_serving()
-    }
-}
-
-/// Binds `address` now (so a port in use stops the start with a clear error) and serves
-/// `GET /metrics` there until the process ends.
-pub async fn serve(address: SocketAddr, node: Scraped) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("listening for metrics on {address} (metrics_listen)"))?;
-    tracing::info!(%address, "serving metrics on /metrics");
-    let node = Arc::new(node);
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
-    tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, most likely: wait instead of spinning.
-                    tracing::warn!(error = %e, "accepting a metrics connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let node = node.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let node = node.clone();
-                    async move { Ok::<_, Infallible>(answer(&req, &node)) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(false)
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(SCRAPE_TIMEOUT, conn).await;
-                drop(slot);
-            });
-        }
-    });
-    Ok(())
-}
-
-fn answer(req: &Request<hyper::body::Incoming>, node: &Scraped) -> Response<Full<Bytes>> {
-    let reply = |status: StatusCode, content_type: &'static str, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static(content_type),
-        );
-        r
-    };
-    match (req.method(), req.uri().path()) {
-        (&hyper::Method::GET, "/metrics") => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            get().render(node),
-        ),
-        (&hyper::Method::GET, _) => reply(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found: metrics are at /metrics\n".into(),
-        ),
-        _ => reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "only GET /metrics\n".into(),
-        ),
     }
 }
 

@@ -78,12 +78,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     notary.spawn_refresher(ledger.clone());
     tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
     if let Some(address) = config.metrics_listen {
-        let scraped = crate::metrics::Scraped {
+        let scraped = crate::scrape::Scraped {
             ledger: ledger.clone(),
             notary: notary.clone(),
             health: health.clone(),
         };
-        crate::metrics::serve(address, scraped).await?;
+        crate::scrape::serve(address, scraped).await?;
     }
     let rights_service = Arc::new(crate::rights::RightsService::new(
         ledger.clone(),

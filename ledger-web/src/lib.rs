@@ -10,7 +10,7 @@
 //! "entitlement_not_recomputed"}` or `{"valid": false, "reason"}`.
 
 use ledger_core::checkpoint::Trust;
-use ledger_core::event::to_json_event;
+use ledger_core::json::to_json_event;
 use ledger_core::rulebook::Rulebook;
 use ledger_core::rules::{self, Params};
 use ledger_core::statement;

@@ -57,6 +57,44 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         );
     }
     let dir = &opts.data_dir;
+    write_genesis(dir, &cluster)?;
+    let layout = cluster_layout(dir, opts)?;
+    if layout.nodes == 0 || layout.nodes > cluster.jurisdictions.len() {
+        bail!(
+            "the cluster must have between 1 and {} nodes",
+            cluster.jurisdictions.len()
+        );
+    }
+    // Each node's key is made now (the node would make it on first start) so the membership
+    // and client.toml can name it.
+    let mut node_keys = Vec::new();
+    for i in 0..layout.nodes {
+        let data = dir.join(format!("node-{}", i + 1)).join("data");
+        std::fs::create_dir_all(&data)?;
+        let key = crate::notary::load_or_create_key(&data.join("node.key"))?;
+        node_keys.push(hex::encode(key.verifying_key().to_bytes()));
+    }
+    let configs = node_configs(dir, &cluster, &layout, &node_keys)?;
+    let endpoints: Vec<String> = configs
+        .iter()
+        .map(|(c, _)| format!("https://{}", c.listen))
+        .collect();
+    let array =
+        |v: Vec<String>| toml::Value::Array(v.into_iter().map(toml::Value::String).collect());
+    let client = format!(
+        "# Written by `ledger-node dev`: where ledger-client finds the local ledger, and the\n\
+         # node keys it trusts (TLS: a node must prove one of these keys).\nendpoints = {}\n\n\
+         [tls]\nnode_keys = {}\n",
+        array(endpoints),
+        array(node_keys)
+    );
+    std::fs::write(dir.join("client.toml"), client)?;
+    Ok(configs)
+}
+
+/// An agency key per dev jurisdiction (kept from an earlier run) and the genesis naming them;
+/// an existing genesis must name the same keys.
+fn write_genesis(dir: &Path, cluster: &DevCluster) -> anyhow::Result<()> {
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir)
         .with_context(|| format!("creating {}", keys_dir.display()))?;
@@ -69,29 +107,31 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         });
     }
     let genesis = Genesis {
-        ledger: cluster.ledger,
+        ledger: cluster.ledger.clone(),
         jurisdictions,
         authority_quorum: None,
         members: Vec::new(),
     };
     let genesis_path = dir.join("genesis.toml");
     if genesis_path.exists() {
-        let existing = load_genesis(&genesis_path)?;
-        if existing != genesis {
+        if load_genesis(&genesis_path)? != genesis {
             bail!(
                 "{} does not match the keys in {}: was a key file replaced? Use a fresh --data-dir",
                 genesis_path.display(),
                 keys_dir.display()
             );
         }
-    } else {
-        std::fs::write(&genesis_path, toml::to_string(&genesis)?)
-            .with_context(|| format!("writing {}", genesis_path.display()))?;
+        return Ok(());
     }
-    // The members' addresses live in the Raft log: a re-run keeps the layout the cluster was
-    // created with, whatever --nodes and --base-port say now.
+    std::fs::write(&genesis_path, toml::to_string(&genesis)?)
+        .with_context(|| format!("writing {}", genesis_path.display()))
+}
+
+/// The cluster's layout: the one it was created with (its members' addresses live in the Raft
+/// log, so a re-run keeps them whatever --nodes and --base-port say now), else the options'.
+fn cluster_layout(dir: &Path, opts: &DevOptions) -> anyhow::Result<DevLayout> {
     let layout_path = dir.join("cluster.toml");
-    let layout = if layout_path.exists() {
+    if layout_path.exists() {
         let text = std::fs::read_to_string(&layout_path)?;
         let layout: DevLayout =
             toml::from_str(&text).with_context(|| format!("reading {}", layout_path.display()))?;
@@ -102,27 +142,29 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
                 "this data directory holds an existing cluster; restarting it as it was created"
             );
         }
-        layout
-    } else {
-        if dir.join("node-1").join("data").exists() {
-            bail!(
-                "{} holds a ledger of an earlier single-node version; use a fresh --data-dir",
-                dir.display()
-            );
-        }
-        let layout = DevLayout {
-            nodes: opts.nodes,
-            base_port: opts.base_port,
-        };
-        std::fs::write(&layout_path, toml::to_string(&layout)?)?;
-        layout
-    };
-    if layout.nodes == 0 || layout.nodes > cluster.jurisdictions.len() {
+        return Ok(layout);
+    }
+    if dir.join("node-1").join("data").exists() {
         bail!(
-            "the cluster must have between 1 and {} nodes",
-            cluster.jurisdictions.len()
+            "{} holds a ledger of an earlier single-node version; use a fresh --data-dir",
+            dir.display()
         );
     }
+    let layout = DevLayout {
+        nodes: opts.nodes,
+        base_port: opts.base_port,
+    };
+    std::fs::write(&layout_path, toml::to_string(&layout)?)?;
+    Ok(layout)
+}
+
+/// Each node's config (node i on base-port + offset + i - 1), written to `node-i/node.toml`.
+fn node_configs(
+    dir: &Path,
+    cluster: &DevCluster,
+    layout: &DevLayout,
+    node_keys: &[String],
+) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> {
     let port = |i: usize, offset: u16| -> anyhow::Result<u16> {
         layout
             .base_port
@@ -130,15 +172,6 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
             .and_then(|p| p.checked_add(i as u16))
             .context("--base-port too high")
     };
-    // Each node's key is made now (the node would make it on first start) so the membership
-    // and client.toml can name it.
-    let mut node_keys = Vec::new();
-    for i in 0..layout.nodes {
-        let data = dir.join(format!("node-{}", i + 1)).join("data");
-        std::fs::create_dir_all(&data)?;
-        let key = crate::notary::load_or_create_key(&data.join("node.key"))?;
-        node_keys.push(hex::encode(key.verifying_key().to_bytes()));
-    }
     let mut members = Vec::new();
     for (i, node_key) in node_keys.iter().enumerate() {
         members.push(RaftMember {
@@ -175,20 +208,6 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<Vec<(NodeConfig, PathBuf)>> 
         std::fs::write(&path, toml::to_string(&cfg)?)?;
         configs.push((cfg, path));
     }
-    let endpoints: Vec<String> = configs
-        .iter()
-        .map(|(c, _)| format!("https://{}", c.listen))
-        .collect();
-    let array =
-        |v: Vec<String>| toml::Value::Array(v.into_iter().map(toml::Value::String).collect());
-    let client = format!(
-        "# Written by `ledger-node dev`: where ledger-client finds the local ledger, and the\n\
-         # node keys it trusts (TLS: a node must prove one of these keys).\nendpoints = {}\n\n\
-         [tls]\nnode_keys = {}\n",
-        array(endpoints),
-        array(node_keys)
-    );
-    std::fs::write(dir.join("client.toml"), client)?;
     Ok(configs)
 }
 

@@ -149,6 +149,97 @@ fn verify_backup(
     Ok(())
 }
 
+/// `restore FILE --config C`: a new data directory from a checked backup.
+fn restore(file: &std::path::Path, config: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = NodeConfig::load(config)?;
+    let h = ledger_node::backup::restore(file, &cfg)?;
+    println!(
+        "restored {}: {}",
+        cfg.data_dir.display(),
+        ledger_node::backup::describe(&h)
+    );
+    if cfg.raft.is_some() {
+        eprintln!(
+            "start the node, then have the agencies add it (member add, member \
+             promote) and remove the old member: it catches up from the backup's index"
+        );
+    }
+    Ok(())
+}
+
+/// `rebuild-projections --config C`: the stopped node's projection replayed from its log.
+fn rebuild_projections(config: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = NodeConfig::load(config)?;
+    let started = std::time::Instant::now();
+    let n = ledger_node::ledger::rebuild_projection_in(&cfg.data_dir, |done, total| {
+        eprintln!("replayed {done} of {total} events");
+    })?;
+    eprintln!(
+        "projection rebuilt from {n} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Carries out one command (one arm each).
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Dev {
+            data_dir,
+            nodes,
+            base_port,
+        } => {
+            dev::run(DevOptions {
+                data_dir,
+                nodes,
+                base_port,
+            })
+            .await
+        }
+        Command::Run { config } => {
+            let cfg = NodeConfig::load(&config)?;
+            logging::init(cfg.log_format, &cfg.node_id);
+            ledger_node::server::run(cfg).await
+        }
+        Command::Health {
+            config,
+            timeout,
+            live,
+        } => {
+            use ledger_node::probe::{check, Probe};
+            let cfg = NodeConfig::load(&config)?;
+            let probe = if live { Probe::Live } else { Probe::Ready };
+            check(&cfg, std::time::Duration::from_secs(timeout), probe).await?;
+            println!("{}", if live { "alive" } else { "serving" });
+            Ok(())
+        }
+        Command::NodeKey { data_dir, node_id } => {
+            let (key, verifier) = ledger_node::notary::init_node_key(&data_dir, &node_id)?;
+            println!("node_key={key}\nverifier={verifier}");
+            Ok(())
+        }
+        Command::Ceremony(cmd) => ledger_node::ceremony::run(cmd),
+        Command::Backup { config, out } => {
+            let cfg = NodeConfig::load(&config)?;
+            let v = ledger_node::backup::take(&cfg, &out).await?;
+            println!(
+                "{}: {}",
+                out.display(),
+                ledger_node::backup::describe(&v.header)
+            );
+            Ok(())
+        }
+        Command::VerifyBackup {
+            file,
+            genesis,
+            checkpoint,
+            trust,
+        } => verify_backup(&file, &genesis, checkpoint.as_deref(), trust.as_deref()),
+        Command::Restore { file, config } => restore(&file, &config),
+        Command::RebuildProjections { config } => rebuild_projections(&config),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `run` installs its logger once its config says how; every other command logs text.
@@ -159,90 +250,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Dev {
-                data_dir,
-                nodes,
-                base_port,
-            } => {
-                dev::run(DevOptions {
-                    data_dir,
-                    nodes,
-                    base_port,
-                })
-                .await
-            }
-            Command::Run { config } => {
-                let cfg = NodeConfig::load(&config)?;
-                logging::init(cfg.log_format, &cfg.node_id);
-                ledger_node::server::run(cfg).await
-            }
-            Command::Health {
-                config,
-                timeout,
-                live,
-            } => {
-                use ledger_node::probe::{check, Probe};
-                let cfg = NodeConfig::load(&config)?;
-                let probe = if live { Probe::Live } else { Probe::Ready };
-                check(&cfg, std::time::Duration::from_secs(timeout), probe).await?;
-                println!("{}", if live { "alive" } else { "serving" });
-                Ok(())
-            }
-            Command::NodeKey { data_dir, node_id } => {
-                let (key, verifier) = ledger_node::notary::init_node_key(&data_dir, &node_id)?;
-                println!("node_key={key}\nverifier={verifier}");
-                Ok(())
-            }
-            Command::Ceremony(cmd) => ledger_node::ceremony::run(cmd),
-            Command::Backup { config, out } => {
-                let cfg = NodeConfig::load(&config)?;
-                let v = ledger_node::backup::take(&cfg, &out).await?;
-                println!(
-                    "{}: {}",
-                    out.display(),
-                    ledger_node::backup::describe(&v.header)
-                );
-                Ok(())
-            }
-            Command::VerifyBackup {
-                file,
-                genesis,
-                checkpoint,
-                trust,
-            } => verify_backup(&file, &genesis, checkpoint.as_deref(), trust.as_deref()),
-            Command::Restore { file, config } => {
-                let cfg = NodeConfig::load(&config)?;
-                let h = ledger_node::backup::restore(&file, &cfg)?;
-                println!(
-                    "restored {}: {}",
-                    cfg.data_dir.display(),
-                    ledger_node::backup::describe(&h)
-                );
-                if cfg.raft.is_some() {
-                    eprintln!(
-                        "start the node, then have the agencies add it (member add, member \
-                         promote) and remove the old member: it catches up from the backup's index"
-                    );
-                }
-                Ok(())
-            }
-            Command::RebuildProjections { config } => {
-                let cfg = NodeConfig::load(&config)?;
-                let started = std::time::Instant::now();
-                let n =
-                    ledger_node::ledger::rebuild_projection_in(&cfg.data_dir, |done, total| {
-                        eprintln!("replayed {done} of {total} events");
-                    })?;
-                eprintln!(
-                    "projection rebuilt from {n} events in {:.1} s",
-                    started.elapsed().as_secs_f64()
-                );
-                Ok(())
-            }
-        }
-    });
+    let result = runtime.block_on(dispatch(cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -20,39 +20,13 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let stop = shutdown_signal();
-    let genesis = load_genesis(&config.genesis)?;
-    if !genesis
-        .jurisdictions
-        .iter()
-        .any(|j| j.code == config.jurisdiction)
-    {
-        anyhow::bail!(
-            "jurisdiction {} of node {} is not in the genesis {}",
-            config.jurisdiction,
-            config.node_id,
-            config.genesis.display()
-        );
-    }
     let net = node_net(&config)?;
-    let own_key = crate::notary::load_or_create_key(&config.data_dir.join("node.key"))?;
-    crate::ceremony::check_identity(
-        &config,
-        &genesis,
-        &ledger_core::event::PublicKeyBytes(own_key.verifying_key().to_bytes()),
-    )?;
-    let ledger = match &config.raft {
-        None => {
-            let data_dir = config.data_dir.clone();
-            tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis)).await??
-        }
-        Some(raft) => start_replicated(&config, raft, genesis, net.clone()).await?,
-    };
-    let head = ledger.head()?;
-    tracing::info!(node = %config.node_id, jurisdiction = %config.jurisdiction, log_size = head.size, "store verified");
-    let ledger = Arc::new(ledger);
-
+    let ledger = open_ledger(&config, &net).await?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Arc::new(crate::health::Health::start(reporter, ledger.raft().cloned()).await);
+    let notary = open_notary(&config, &net, &ledger)?;
+    serve_metrics(&config, &ledger, &notary, &health).await?;
+    // One read gate for both services: a token is admitted once, whichever service reads.
     let gate = Arc::new(crate::read_gate::ReadGate::new(
         ledger.clone(),
         &config.node_id,
@@ -65,26 +39,6 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let service = LedgerServer::from_arc(node_service.clone())
         .max_decoding_message_size(crate::limits::MAX_SUBMIT_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let notary = Arc::new(
-        crate::notary::Notary::open(
-            &config.data_dir,
-            &config.node_id,
-            &ledger.genesis().ledger,
-            cosigning_peers(&config),
-            config.trust.clone(),
-        )?
-        .with_transport(cosign_transport(&config, &net, ledger.raft())),
-    );
-    notary.spawn_refresher(ledger.clone());
-    tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
-    if let Some(address) = config.metrics_listen {
-        let scraped = crate::scrape::Scraped {
-            ledger: ledger.clone(),
-            notary: notary.clone(),
-            health: health.clone(),
-        };
-        crate::scrape::serve(address, scraped).await?;
-    }
     let rights_service = Arc::new(crate::rights::RightsService::new(
         ledger.clone(),
         notary,
@@ -92,24 +46,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     ));
     let rights =
         ledger_proto::rights::rights_server::RightsServer::from_arc(rights_service.clone());
-
     let admin = ledger_proto::admin::admin_server::AdminServer::new(
         crate::admin::AdminService::new(ledger.clone())
             .with_node_key(net.tls.as_ref().map(|t| t.public_key)),
     );
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    // Clients are anonymous on the public port (they sign what they send); a node connecting
-    // to forward or cosign presents its certificate, which must prove its key.
-    let acceptor = match &net.tls {
-        Some(tls) => Some(tls.acceptor(PinnedClient {
-            pins: Pins::dynamic(|_| true),
-            mandatory: false,
-        })?),
-        None => None,
-    };
-    tracing::info!(address = %config.listen, tls = acceptor.is_some(), "serving");
+    let (listener, acceptor) = public_listener(&config, &net).await?;
     let (http_stop, http) = serve_http(
         &config,
         crate::http::HttpApi {
@@ -137,10 +78,127 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             }),
     );
     stop.await;
+    let stops = Stops {
+        grpc: stop_tx,
+        http: http_stop,
+    };
+    shut_down(&health, stops, server, http, &ledger).await
+}
+
+/// Serves `/metrics` when the config asks for it (`metrics_listen`).
+async fn serve_metrics(
+    config: &NodeConfig,
+    ledger: &Arc<Ledger>,
+    notary: &Arc<crate::notary::Notary>,
+    health: &Arc<crate::health::Health>,
+) -> anyhow::Result<()> {
+    let Some(address) = config.metrics_listen else {
+        return Ok(());
+    };
+    let scraped = crate::scrape::Scraped {
+        ledger: ledger.clone(),
+        notary: notary.clone(),
+        health: health.clone(),
+    };
+    crate::scrape::serve(address, scraped).await
+}
+
+/// The public port's listener and, over TLS, its acceptor. Clients are anonymous there (they
+/// sign what they send); a node connecting to forward or cosign presents its certificate, which
+/// must prove its key.
+async fn public_listener(
+    config: &NodeConfig,
+    net: &Net,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>)> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let acceptor = match &net.tls {
+        Some(tls) => Some(tls.acceptor(PinnedClient {
+            pins: Pins::dynamic(|_| true),
+            mandatory: false,
+        })?),
+        None => None,
+    };
+    tracing::info!(address = %config.listen, tls = acceptor.is_some(), "serving");
+    Ok((listener, acceptor))
+}
+
+/// Checks the node against its genesis, opens its store (under Raft when configured) and
+/// verifies it.
+async fn open_ledger(config: &NodeConfig, net: &Net) -> anyhow::Result<Arc<Ledger>> {
+    let genesis = load_genesis(&config.genesis)?;
+    if !genesis
+        .jurisdictions
+        .iter()
+        .any(|j| j.code == config.jurisdiction)
+    {
+        anyhow::bail!(
+            "jurisdiction {} of node {} is not in the genesis {}",
+            config.jurisdiction,
+            config.node_id,
+            config.genesis.display()
+        );
+    }
+    let own_key = crate::notary::load_or_create_key(&config.data_dir.join("node.key"))?;
+    crate::ceremony::check_identity(
+        config,
+        &genesis,
+        &ledger_core::event::PublicKeyBytes(own_key.verifying_key().to_bytes()),
+    )?;
+    let ledger = match &config.raft {
+        None => {
+            let data_dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || Ledger::open(&data_dir, genesis)).await??
+        }
+        Some(raft) => start_replicated(config, raft, genesis, net.clone()).await?,
+    };
+    let head = ledger.head()?;
+    tracing::info!(node = %config.node_id, jurisdiction = %config.jurisdiction, log_size = head.size, "store verified");
+    Ok(Arc::new(ledger))
+}
+
+/// The node's notary (its checkpoint key, cosigning peers and trust), refreshing the cosigned
+/// checkpoint in the background.
+fn open_notary(
+    config: &NodeConfig,
+    net: &Net,
+    ledger: &Arc<Ledger>,
+) -> anyhow::Result<Arc<crate::notary::Notary>> {
+    let notary = Arc::new(
+        crate::notary::Notary::open(
+            &config.data_dir,
+            &config.node_id,
+            &ledger.genesis().ledger,
+            cosigning_peers(config),
+            config.trust.clone(),
+        )?
+        .with_transport(cosign_transport(config, net, ledger.raft())),
+    );
+    notary.spawn_refresher(ledger.clone());
+    tracing::info!(verifier = %notary.verifier().verifier_string(), "checkpoint key");
+    Ok(notary)
+}
+
+/// What ends the servers' accept loops.
+struct Stops {
+    grpc: tokio::sync::oneshot::Sender<()>,
+    http: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A bounded graceful shutdown: health says NOT_SERVING first, in-flight requests get
+/// [`SHUTDOWN_GRACE`], then Raft stops.
+async fn shut_down(
+    health: &crate::health::Health,
+    stops: Stops,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    http: Option<tokio::task::JoinHandle<()>>,
+    ledger: &Ledger,
+) -> anyhow::Result<()> {
     tracing::info!("stopping: finishing in-flight requests");
     health.shutting_down().await;
-    let _ = stop_tx.send(());
-    let _ = http_stop.send(());
+    let _ = stops.grpc.send(());
+    let _ = stops.http.send(());
     if let Some(http) = http {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
     }
@@ -214,6 +272,47 @@ fn reflection_v1alpha() -> anyhow::Result<
         .context("building the reflection service (v1alpha)")
 }
 
+/// The first start of a new cluster, on its lowest-numbered initial member.
+async fn initialise_cluster(
+    raft: &openraft::Raft<crate::raft::TypeConfig>,
+    raft_cfg: &crate::config::RaftConfig,
+    tls: bool,
+) -> anyhow::Result<()> {
+    // The members' node keys go into the membership, so the binding of ids to keys is
+    // replicated with the log from the first entry on.
+    if tls {
+        if let Some(m) = raft_cfg.members.iter().find(|m| m.node_key.is_empty()) {
+            anyhow::bail!(
+                "member {} has no node_key in [[raft.members]]: a TLS cluster records every \
+                 member's node key when it is created",
+                m.id
+            );
+        }
+    }
+    let members: std::collections::BTreeMap<u64, crate::raft::LedgerNode> = raft_cfg
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.id,
+                crate::raft::LedgerNode {
+                    raft_address: m.raft_address.clone(),
+                    public_address: m.public_address.clone(),
+                    node_key: m.node_key.to_ascii_lowercase(),
+                },
+            )
+        })
+        .collect();
+    raft.initialize(members)
+        .await
+        .context("initialising the Raft cluster")?;
+    tracing::info!(
+        members = raft_cfg.members.len(),
+        "initialised a new Raft cluster"
+    );
+    Ok(())
+}
+
 /// Opens the ledger under Raft, serves the internal Raft service on `[raft] listen`, and lets the
 /// member with the lowest id initialise a new cluster.
 async fn start_replicated(
@@ -258,35 +357,7 @@ async fn start_replicated(
         );
     }
     if !joining && lowest == Some(raft_cfg.id) && !raft.is_initialized().await? {
-        // The members' node keys go into the membership, so the binding of ids to keys is
-        // replicated with the log from the first entry on.
-        if net.tls.is_some() {
-            if let Some(m) = raft_cfg.members.iter().find(|m| m.node_key.is_empty()) {
-                anyhow::bail!(
-                    "member {} has no node_key in [[raft.members]]: a TLS cluster records every \
-                     member's node key when it is created",
-                    m.id
-                );
-            }
-        }
-        let members: std::collections::BTreeMap<u64, crate::raft::LedgerNode> = raft_cfg
-            .members
-            .iter()
-            .map(|m| {
-                (
-                    m.id,
-                    crate::raft::LedgerNode {
-                        raft_address: m.raft_address.clone(),
-                        public_address: m.public_address.clone(),
-                        node_key: m.node_key.to_ascii_lowercase(),
-                    },
-                )
-            })
-            .collect();
-        raft.initialize(members)
-            .await
-            .context("initialising the Raft cluster")?;
-        tracing::info!(members = ids.len(), "initialised a new Raft cluster");
+        initialise_cluster(&raft, raft_cfg, net.tls.is_some()).await?;
     }
     Ok(ledger)
 }

@@ -106,9 +106,12 @@ fn a_three_node_cluster_replicates_survives_its_leader_and_refuses_without_a_maj
 }
 
 #[test]
-fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
-    // Snapshots every 10 entries, keeping 2: a follower down for 40 entries can only catch up by
-    // installing a snapshot of the ledger, which it verifies before serving.
+fn a_follower_down_for_40_entries_catches_up_and_serves_what_it_missed() {
+    // Snapshots every 10 entries while a follower is down for 40. openraft purges its log in
+    // batches of 256 entries, so this follower catches up from the log; catching up through a
+    // snapshot, which needs a purged log, is tests/tests/snapshot.rs (300 entries). (This test
+    // once asserted "snapshot" in the follower's log, which openraft's configuration dump at
+    // INFO always satisfied.)
     let mut c = TestCluster::start_with(3, "snapshot_every = 10");
     let agency = c.key_path("CN-44");
     wait_for("a leader", || c.leader_seen_by(0).is_some());
@@ -160,10 +163,8 @@ fn a_follower_behind_the_purged_log_catches_up_through_a_snapshot() {
         &["events", "W-snap-39", "--key", agency.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let log =
-        std::fs::read_to_string(c.dir.path().join(format!("node-{}.log", lagging + 1))).unwrap();
     assert!(
-        log.to_lowercase().contains("snapshot"),
-        "the follower caught up through a snapshot:\n{log}"
+        String::from_utf8_lossy(&out.stdout).contains("W-snap-39"),
+        "the follower serves the last event it missed"
     );
 }

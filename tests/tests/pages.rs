@@ -139,6 +139,13 @@ fn the_worker_and_agency_pages_show_the_record_in_a_browser() {
         "insured months by place:\n{dom}"
     );
     assert!(dom.contains("Claim province"), "{dom}");
+    // Injury coverage now, asked where the worker last contributed (nothing covers them today:
+    // their last month is 2023-01 and they hold no contract).
+    assert!(
+        dom.contains("Injury coverage now · 当前工伤保险 (CN-44)"),
+        "{dom}"
+    );
+    assert!(dom.contains("not covered now"), "{dom}");
     assert_eq!(
         dom.matches("class=\"paid\"").count(),
         3,

@@ -221,6 +221,53 @@ fn the_http_documents_are_the_cli_documents_and_tokens_bind_as_over_grpc() {
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.body, cli, "indicators differ from the CLI's");
 
+    let cli = cli_json(
+        &ledger,
+        &[
+            "--json",
+            "coverage",
+            "W-H",
+            "--key",
+            agency_str,
+            "--at",
+            "2023-02-15T10:00:00+08:00",
+            "--jurisdiction",
+            "CN-44",
+        ],
+    );
+    let answer = get(
+        "/v1/workers/W-H/coverage?at=2023-02-15T10%3A00%3A00%2B08%3A00&jurisdiction=CN-44",
+        &[token(&ledger, &agency, read_method::COVERAGE, "W-H")],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.body, cli, "coverage differs from the CLI's");
+
+    // The statement is the file `statement --out` writes, byte for byte.
+    let file = ledger.path().join("w-h.statement.json");
+    cli_json(
+        &ledger,
+        &[
+            "statement",
+            "W-H",
+            "--key",
+            agency_str,
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    let answer = get(
+        "/v1/workers/W-H/statement",
+        &[token(&ledger, &agency, read_method::STATEMENT, "W-H")],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let written = std::fs::read(&file).unwrap();
+    // Both are the node's statement of the same log; the checkpoint may have moved on between
+    // the two reads only if something was appended, and nothing is.
+    assert_eq!(
+        answer.body, written,
+        "the statement differs from the file the CLI wrote"
+    );
+
     let cli = cli_json(&ledger, &["--json", "events", "W-H", "--key", agency_str]);
     let answer = get(
         "/v1/workers/W-H/events",

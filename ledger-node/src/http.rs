@@ -191,18 +191,47 @@ async fn status(State(api): State<HttpApi>) -> Result<Response, Failure> {
         .await
         .ok()
         .map(tonic::Response::into_inner);
-    // The members as this node's membership lists them; only this node's own view is known
-    // here (the CLI's `status` asks each member for its own).
-    let views: Vec<_> = s
-        .raft_members
-        .iter()
-        .map(|m| (m.clone(), (m.id == s.raft_id).then(|| s.clone())))
-        .collect();
+    let views = member_views(&api, &s).await;
     Ok(json(&ledger_client::report::Status::new(
         &s,
         &views,
         checkpoint.as_ref(),
     )))
+}
+
+/// How long a member may take to say how it sees itself before it counts as unreachable.
+const MEMBER_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Each member's own view, as `ledger-client status` gathers it: this node's for itself, the
+/// others' asked over their public port (pinned to the key the membership records for each).
+async fn member_views(
+    api: &HttpApi,
+    s: &pb::StatusResponse,
+) -> Vec<(pb::RaftMemberStatus, Option<pb::StatusResponse>)> {
+    let mut views = Vec::with_capacity(s.raft_members.len());
+    for m in &s.raft_members {
+        let view = if m.id == s.raft_id {
+            Some(s.clone())
+        } else {
+            tokio::time::timeout(MEMBER_STATUS_TIMEOUT, peer_status(api, m))
+                .await
+                .ok()
+                .flatten()
+        };
+        views.push((m.clone(), view));
+    }
+    views
+}
+
+async fn peer_status(api: &HttpApi, m: &pb::RaftMemberStatus) -> Option<pb::StatusResponse> {
+    let raft = api.ledger.raft()?;
+    let transport = api.ledger.net().to_current(raft, m.id).ok()?;
+    let channel = ledger_client::transport::channel(&m.public_address, &transport)
+        .await
+        .ok()?;
+    let mut client = pb::ledger_client::LedgerClient::new(channel);
+    let answer = client.status(pb::StatusRequest {}).await.ok()?;
+    Some(answer.into_inner())
 }
 
 #[derive(Serialize)]

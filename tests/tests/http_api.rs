@@ -460,3 +460,40 @@ fn every_path_of_the_openapi_description_is_served() {
         }
     }
 }
+
+#[test]
+fn status_over_http_is_the_document_the_cli_prints() {
+    // A single node: the whole document, byte for byte.
+    let (ledger, http) = node_with_http();
+    let cli = cli_json(&ledger, &["--json", "status"]);
+    let answer = https(http, &ledger.node_key, "GET", "/v1/status", &[], b"");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.body, cli, "status differs from the CLI's");
+
+    // A cluster: every member asked for its own view, as the CLI asks.
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let c = TestCluster::start_configured(Layout::loopback(3), "", &|i| {
+        format!("http_listen = \"127.0.0.1:{}\"", ports[i])
+    });
+    wait_for("every node to know the leader", || {
+        (0..3).all(|i| c.leader_seen_by(i).is_some())
+    });
+    let nodes = |doc: &serde_json::Value| doc["nodes"].clone();
+    wait_for("the HTTP and CLI views of the members to agree", || {
+        let out = c.client(&c.url(0), &["--json", "status"]);
+        let Ok(cli) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return false;
+        };
+        let answer = https(ports[0], &c.node_keys[0], "GET", "/v1/status", &[], b"");
+        answer.status == 200 && nodes(&answer.json()) == nodes(&cli)
+    });
+    let answer = https(ports[0], &c.node_keys[0], "GET", "/v1/status", &[], b"");
+    let members = answer.json()["nodes"].as_array().unwrap().clone();
+    assert_eq!(members.len(), 3);
+    assert!(
+        members
+            .iter()
+            .all(|m| m["reachable"] == true && m["term"].is_u64()),
+        "every member answered for itself: {members:?}"
+    );
+}

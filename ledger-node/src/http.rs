@@ -69,7 +69,33 @@ pub struct HttpApi {
     pub ledger: Arc<Ledger>,
     pub node: Arc<NodeService>,
     pub rights: Arc<RightsService>,
+    /// The members' own views, shared by every `status` request.
+    views: Arc<PeerViews>,
 }
+
+impl HttpApi {
+    pub fn new(ledger: Arc<Ledger>, node: Arc<NodeService>, rights: Arc<RightsService>) -> Self {
+        HttpApi {
+            ledger,
+            node,
+            rights,
+            views: Arc::default(),
+        }
+    }
+}
+
+/// The other members' answers to `status`, kept for [`PEER_VIEWS_MAX_AGE`]: `GET /v1/status`
+/// needs no token, so without this anyone could make the node open a connection to every
+/// member per request. One request at a time asks them; the others wait and share its answers.
+#[derive(Default)]
+struct PeerViews {
+    latest: tokio::sync::Mutex<Option<(std::time::Instant, PeerAnswers)>>,
+}
+
+type PeerAnswers = std::collections::BTreeMap<u64, Option<pb::StatusResponse>>;
+
+/// How long the members' answers serve `status` before they are asked again.
+const PEER_VIEWS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn router(api: HttpApi) -> Router {
     Router::new()
@@ -208,19 +234,38 @@ async fn member_views(
     api: &HttpApi,
     s: &pb::StatusResponse,
 ) -> Vec<(pb::RaftMemberStatus, Option<pb::StatusResponse>)> {
-    let mut views = Vec::with_capacity(s.raft_members.len());
-    for m in &s.raft_members {
-        let view = if m.id == s.raft_id {
-            Some(s.clone())
-        } else {
-            tokio::time::timeout(MEMBER_STATUS_TIMEOUT, peer_status(api, m))
+    let mut latest = api.views.latest.lock().await;
+    let peers: Vec<&pb::RaftMemberStatus> = s
+        .raft_members
+        .iter()
+        .filter(|m| m.id != s.raft_id)
+        .collect();
+    let fresh = latest.as_ref().is_some_and(|(at, answers)| {
+        at.elapsed() < PEER_VIEWS_MAX_AGE && peers.iter().all(|m| answers.contains_key(&m.id))
+    });
+    if !fresh {
+        let mut answers = PeerAnswers::new();
+        for m in &peers {
+            let view = tokio::time::timeout(MEMBER_STATUS_TIMEOUT, peer_status(api, m))
                 .await
                 .ok()
-                .flatten()
-        };
-        views.push((m.clone(), view));
+                .flatten();
+            answers.insert(m.id, view);
+        }
+        *latest = Some((std::time::Instant::now(), answers));
     }
-    views
+    let answers = latest.as_ref().map(|(_, a)| a);
+    s.raft_members
+        .iter()
+        .map(|m| {
+            let view = if m.id == s.raft_id {
+                Some(s.clone())
+            } else {
+                answers.and_then(|a| a.get(&m.id).cloned().flatten())
+            };
+            (m.clone(), view)
+        })
+        .collect()
 }
 
 async fn peer_status(api: &HttpApi, m: &pb::RaftMemberStatus) -> Option<pb::StatusResponse> {
@@ -516,15 +561,39 @@ pub async fn serve(
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use crate::limits::{
+        HTTP_HEADER_TIMEOUT, MAX_HTTP_CONNECTIONS, MAX_STREAMS_PER_CONNECTION, REQUEST_TIMEOUT,
+    };
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
     use tokio_stream::StreamExt;
 
     let service = TowerToHyperService::new(router(api));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HTTP_HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .keep_alive_interval(crate::limits::HTTP2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(crate::limits::HTTP2_KEEPALIVE_TIMEOUT);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HTTP_CONNECTIONS));
     let mut incoming = Box::pin(crate::tls::incoming(listener, acceptor));
     tokio::pin!(stop);
     loop {
+        // Wait for a free slot before taking the next connection.
+        let slot = tokio::select! {
+            _ = &mut stop => return,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
         let conn = tokio::select! {
             _ = &mut stop => return,
             next = incoming.next() => match next {
@@ -536,14 +605,17 @@ pub async fn serve(
                 None => return,
             },
         };
-        let service = service.clone();
+        let (service, builder) = (service.clone(), builder.clone());
         tokio::spawn(async move {
-            if let Err(e) = Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(conn), service)
-                .await
-            {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            // A connection lives at most as long as the longest request may run; a client
+            // that keeps one open longer reconnects.
+            let served = builder.serve_connection(TokioIo::new(conn), service);
+            match tokio::time::timeout(REQUEST_TIMEOUT * 5, served).await {
+                Ok(Err(e)) => tracing::debug!(error = %e, "HTTP connection ended with an error"),
+                Err(_) => tracing::debug!("HTTP connection closed after its longest lifetime"),
+                Ok(Ok(())) => {}
             }
+            drop(slot);
         });
     }
 }

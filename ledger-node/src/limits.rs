@@ -63,6 +63,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// it holds) are dropped instead of kept forever.
 pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connections the HTTP/JSON API serves at once; more wait in the listen queue, so a flood of
+/// idle connections cannot take the node's memory.
+pub const MAX_HTTP_CONNECTIONS: usize = 1024;
+/// How long an HTTP/1.1 client may take to send a request's headers (a slow-headers client
+/// holds a connection slot until then).
+pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 // The chain the limits rest on, checked when the node is built: one largest envelope fits a
 // request, a full payload of entries fits a Raft message, and a full entry fits the queue.

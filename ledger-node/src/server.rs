@@ -53,11 +53,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let (listener, acceptor) = public_listener(&config, &net).await?;
     let (http_stop, http) = serve_http(
         &config,
-        crate::http::HttpApi {
-            ledger: ledger.clone(),
-            node: node_service,
-            rights: rights_service,
-        },
+        crate::http::HttpApi::new(ledger.clone(), node_service, rights_service),
         net.tls
             .as_ref()
             .map(|tls| tls.http_acceptor())

@@ -354,6 +354,9 @@ fn submissions_over_http_answer_like_submit_and_bad_bodies_change_nothing() {
         assert_eq!(answer.status, 400, "{}", answer.text());
         assert_eq!(answer.json()["error"]["code"], "invalid_input");
     }
+    // Over the body limit: refused before it is read whole.
+    let huge = format!("{{\"envelopes\": [\"{}\"]}}", "A".repeat(3 * 1024 * 1024));
+    assert_eq!(post(huge.as_bytes()).status, 413);
     assert_eq!(
         status_size(&ledger),
         size_before,
